@@ -1,0 +1,1 @@
+"""One module per `harness` subcommand: ``HELP``, ``configure(parser)``, ``run(args) -> int``."""
