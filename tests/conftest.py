@@ -1,0 +1,9 @@
+"""Test-wide settings. Tests run offline: hub clients must fail fast instead of retrying a network."""
+
+import os
+import tempfile
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# keep caches written by tests out of the user's cache directory
+os.environ.setdefault("SCALEDET_CACHE", tempfile.mkdtemp(prefix="scaledet-test-cache-"))
