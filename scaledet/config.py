@@ -1,0 +1,186 @@
+"""Method configs: frozen dataclasses for model / data / train settings, presets and strict loading.
+
+``load_config({"preset": "scaledet", "train": {"max_steps": 100}})`` starts from a preset and applies the
+given keys; an unknown key fails naming the valid ones ("did you mean ..."). ``with_overrides(cfg,
+["train.lr=1e-4"])`` applies ``--set``-style overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scaledet.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The detector: backbone, FPN width, ScaleDet head and inference settings."""
+
+    backbone: str = "effnet-lite0"
+    weights: str | None = "default"  # "default" (packaged/hub ImageNet), a local path, or None = random init
+    fpn_channels: int = 256
+    representation_size: int = 1024
+    tau: float = 0.02
+    soft_weight: float = 10.0  # lambda of eq. 8; 0 = hard label loss only
+    prior_prob: float = 0.01
+    min_size_test: int = 800
+    max_size_test: int = 1333
+    score_thresh: float = 0.05
+    nms_thresh: float = 0.5
+    detections_per_image: int = 100
+    rpn_batch_size_per_image: int = 256
+    box_batch_size_per_image: int = 512
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Training inputs: large-scale-jitter crop size and range, flips, repeat factor sampling, loader."""
+
+    train_size: int = 640
+    scale_range: tuple[float, float] = (0.1, 2.0)
+    hflip_prob: float = 0.5
+    repeat_threshold: float = 0.001  # LVIS-style t; 0 disables repeat factor sampling
+    batch_size: int = 8
+    num_workers: int = 2
+    single_dataset: bool = False  # the baseline trains on exactly one dataset
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and schedule (Adam), clipping, AMP, checkpointing."""
+
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    max_steps: int = 90000
+    warmup_steps: int = 1000
+    warmup_factor: float = 0.001
+    lr_steps: tuple[int, ...] = (60000, 80000)
+    gamma: float = 0.1
+    clip_norm: float = 1.0  # 0 disables gradient clipping
+    amp: bool = True  # used on CUDA only
+    checkpoint_every: int = 5000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """One method: a name and its model, data and train settings."""
+
+    method: str = "scaledet"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, YAML/JSON-ready dict (tuples become lists)."""
+        return _plain(dataclasses.asdict(self))
+
+
+PRESETS: dict[str, Config] = {
+    "scaledet": Config(method="scaledet"),
+    "scaledet-hl": Config(method="scaledet-hl", model=ModelConfig(soft_weight=0.0)),
+    "baseline": Config(method="baseline", model=ModelConfig(soft_weight=0.0), data=DataConfig(single_dataset=True)),
+}
+
+
+def preset(name: str) -> Config:
+    """The named preset; an unknown name fails listing the valid ones."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'{_did_you_mean(name, PRESETS)}; valid: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def load_config(source: dict[str, Any] | str | Path) -> Config:
+    """A config from a dict or YAML file: ``preset`` (default "scaledet") plus strictly checked sections."""
+    where = "config"
+    if not isinstance(source, dict):
+        where = str(source)
+        try:
+            source = yaml.safe_load(Path(source).read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(f"cannot read config {where}: {error}") from error
+        if not isinstance(source, dict):
+            raise ConfigError(f"{where}: expected a mapping at top level")
+    data = dict(source)
+    base = preset(str(data.pop("preset", "scaledet")))
+    return _merge(base, data, where)
+
+
+def with_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply ``section.key=value`` overrides (values parsed as YAML: ``1e-4``, ``[1, 2]``, ``null``)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like section.key=value")
+        dotted, raw = item.split("=", 1)
+        nested: dict[str, Any] = {}
+        node = nested
+        parts = dotted.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+        cfg = _merge(cfg, nested, f"override '{item}'")
+    return cfg
+
+
+def _merge(obj: Any, updates: dict[str, Any], where: str) -> Any:
+    if not isinstance(updates, dict):
+        raise ConfigError(f"{where}: expected a mapping for {type(obj).__name__}, got {updates!r}")
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in updates.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{where}: unknown key '{key}' in {type(obj).__name__}{_did_you_mean(key, fields)}; "
+                f"valid: {', '.join(fields)}"
+            )
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            changes[key] = _merge(current, value, f"{where}: {key}")
+        else:
+            changes[key] = _coerce(value, current, f"{where}: {key}")
+    return dataclasses.replace(obj, **changes)
+
+
+def _coerce(value: Any, current: Any, where: str) -> Any:
+    if value is None or current is None:
+        return value
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if isinstance(current, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(value)
+    if isinstance(current, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from error
+        if isinstance(current, int) and not isinstance(current, bool):
+            if number != int(number):
+                raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            return int(number)
+        return number
+    if isinstance(current, str) and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _did_you_mean(key: str, valid) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

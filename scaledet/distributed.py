@@ -1,0 +1,65 @@
+"""torch.distributed set-up from environment variables (torchrun, SLURM/submitit alike)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _env_int(*names: str, default: int) -> int:
+    for name in names:
+        if os.environ.get(name):
+            return int(os.environ[name])
+    return default
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group when ``WORLD_SIZE`` (torchrun) or ``SLURM_NTASKS`` (> 1) say so.
+
+    Uses ``env://`` (MASTER_ADDR/MASTER_PORT must be set; submitit's ``helpers.TorchDistributedEnvironment``
+    and torchrun set them), NCCL on CUDA and gloo on CPU. A single process returns rank 0 of 1.
+    """
+    world = _env_int("WORLD_SIZE", "SLURM_NTASKS", default=1)
+    rank = _env_int("RANK", "SLURM_PROCID", default=0)
+    local = _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
+    if world <= 1:
+        return DistInfo(0, 1, 0)
+    if not dist.is_initialized():
+        os.environ.setdefault("RANK", str(rank))
+        os.environ.setdefault("WORLD_SIZE", str(world))
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world)
+        log.info("joined process group: rank %d of %d (%s)", rank, world, backend)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local)
+
+
+def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
+    """``None``/"auto" → CUDA (this process's local GPU) when available, else CPU."""
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+    return device
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

@@ -1,0 +1,246 @@
+"""Training and inference loops: Adam + warm-up + steps, clipping, AMP (CUDA), checkpoints, resume, DDP."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from scaledet import checkpoints as ckpt
+from scaledet.config import Config, TrainConfig, load_config
+from scaledet.data import CocoDataset, DetectionDataset, category_mapping, collate, read_image
+from scaledet.detector import ScaleDetDetector, build_detector
+from scaledet.distributed import DistInfo, barrier, init_distributed, resolve_device
+from scaledet.errors import ConfigError, ScaleDetError
+from scaledet.labels import LabelSpace
+from scaledet.sampling import RepeatFactorSampler, repeat_factors
+from scaledet.transforms import LargeScaleJitter
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(ScaleDetError, RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the message names the step and the last checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    """The trained (unwrapped) model, the step reached, per-step loss history and the last checkpoint."""
+
+    model: ScaleDetDetector
+    step: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: Path | None = None
+
+
+def lr_lambda(cfg: TrainConfig):
+    """Multiplier of the base lr at a step: linear warm-up from ``warmup_factor``, then ``gamma`` per step."""
+
+    def factor(step: int) -> float:
+        decay = cfg.gamma ** sum(step >= s for s in cfg.lr_steps)
+        if step < cfg.warmup_steps:
+            alpha = step / cfg.warmup_steps
+            return decay * (cfg.warmup_factor * (1 - alpha) + alpha)
+        return decay
+
+    return factor
+
+
+def _sampler(cfg: Config, datasets: Sequence[CocoDataset], info: DistInfo) -> RepeatFactorSampler:
+    factors: list[float] = []
+    for ds in datasets:
+        cats = [[a["category_id"] for a in ds.annotations[img["id"]]] for img in ds.images]
+        factors += repeat_factors(cats, cfg.data.repeat_threshold)
+    return RepeatFactorSampler(factors, cfg.train.seed, info.rank, info.world_size)
+
+
+def _loader(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace, sampler) -> Any:
+    mappings = [category_mapping(ds, label_space) for ds in datasets]
+    transform = LargeScaleJitter(cfg.data.train_size, cfg.data.scale_range, cfg.data.hflip_prob)
+    dataset = DetectionDataset(list(datasets), mappings, transform)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.data.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
+        collate_fn=collate, generator=torch.Generator(),  # keep the global RNG untouched (exact resume)
+    )
+
+
+def _resume(out_dir: Path, model, optimizer, scheduler, sampler, label_space: LabelSpace) -> int:
+    last = ckpt.find_last(out_dir)
+    if last is None:
+        return 0
+    state = ckpt.load_checkpoint(last)
+    ckpt.check_label_space(state, label_space, str(last))
+    ckpt.load_model_weights(model, state)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    sampler.load_state_dict(state["sampler"])
+    ckpt.set_rng_state(state["rng"])
+    log.info("resumed from %s at step %d", last, state["step"])
+    return int(state["step"])
+
+
+def _check_finite(losses: dict[str, Tensor], total: Tensor, step: int, out_dir: Path) -> None:
+    flag = torch.tensor([0.0 if torch.isfinite(total) else 1.0], device=total.device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(flag)
+    if flag.item() > 0:
+        parts = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+        last = ckpt.find_last(out_dir)
+        raise TrainingError(
+            f"non-finite loss at step {step} ({parts}); stopped. Last good checkpoint: "
+            f"{last.resolve() if last else 'none yet'}. Lower train.lr or check the data."
+        )
+
+
+def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace, out_dir: str | Path,
+          device: str | torch.device | None = None, resume: bool = True) -> TrainResult:
+    """Train a ScaleDet detector on ``datasets`` jointly over ``label_space`` (their concatenation).
+
+    Each dataset's categories (in id order) map onto ``label_space.indices_of(dataset.name)``. Writes
+    checkpoints to ``out_dir`` every ``train.checkpoint_every`` steps and at the end; with ``resume`` it
+    continues from ``out_dir/last.pt`` exactly. Under torchrun/SLURM (WORLD_SIZE > 1) it runs DDP.
+    """
+    if cfg.data.single_dataset and len(datasets) != 1:
+        raise ConfigError(f"method '{cfg.method}' trains on exactly one dataset, got {len(datasets)}")
+    out_dir = Path(out_dir)
+    device = resolve_device(device, int(os.environ.get("LOCAL_RANK", 0)))
+    info = init_distributed(device)
+    torch.manual_seed(cfg.train.seed)
+    model = build_detector(cfg.model, label_space).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train))
+    sampler = _sampler(cfg, datasets, info)
+    step = _resume(out_dir, model, optimizer, scheduler, sampler, label_space) if resume else 0
+    wrapped = model
+    if info.world_size > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    loop = _Loop(cfg, wrapped, model, optimizer, scheduler, sampler, info, out_dir, device, label_space)
+    return loop.run(_loader(cfg, datasets, label_space, sampler), step)
+
+
+class _Loop:
+    """The optimisation loop proper (state shared by its small steps)."""
+
+    def __init__(self, cfg, wrapped, model, optimizer, scheduler, sampler, info, out_dir, device, label_space):
+        self.cfg, self.wrapped, self.model = cfg, wrapped, model
+        self.optimizer, self.scheduler, self.sampler = optimizer, scheduler, sampler
+        self.info, self.out_dir, self.device, self.label_space = info, out_dir, device, label_space
+        self.amp = cfg.train.amp and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+
+    def run(self, loader, step: int) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg.train
+        result = TrainResult(self.model, step, checkpoint=ckpt.find_last(self.out_dir))
+        if step >= cfg.max_steps:
+            return result
+        self.wrapped.train()
+        bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not self.info.is_main)
+        started, seen = time.perf_counter(), 0
+        for images, targets in loader:
+            parts = self.step(images, targets, step)
+            step += 1
+            seen += len(images) * self.info.world_size
+            result.history.append(parts)
+            bar.update(1)
+            bar.set_postfix(loss=f"{parts['loss']:.3f}", cls=f"{parts['loss_classifier']:.3f}",
+                            box=f"{parts['loss_box_reg']:.3f}", img_s=f"{seen / (time.perf_counter() - started):.1f}")
+            if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+                result.checkpoint = self.save(step)
+            if step >= cfg.max_steps:
+                break
+        bar.close()
+        result.step = step
+        return result
+
+    def step(self, images: list[Tensor], targets: list[dict[str, Tensor]], step: int) -> dict[str, float]:
+        images = [img.to(self.device, non_blocking=True) for img in images]
+        targets = [{k: v.to(self.device) for k, v in t.items()} for t in targets]
+        with torch.autocast(self.device.type, enabled=self.amp):
+            losses = self.wrapped(images, targets)
+        total = sum(v for k, v in losses.items() if k.startswith("loss"))
+        _check_finite(losses, total, step + 1, self.out_dir)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if self.cfg.train.clip_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.sampler.advance(len(images))
+        return {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in losses.items()}, "lr": self.scheduler.get_last_lr()[0]}
+
+    def save(self, step: int) -> Path | None:
+        path = None
+        if self.info.is_main:
+            path = ckpt.save_checkpoint({
+                "step": step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
+                "rng": ckpt.rng_state(), "label_space": self.model.label_state(), "config": self.cfg.to_dict(),
+            }, self.out_dir)
+        barrier()
+        return path
+
+
+def load_detector(checkpoint: str | Path, device: str | torch.device | None = None) -> ScaleDetDetector:
+    """A detector rebuilt from a checkpoint's config and label space, weights loaded (no backbone download)."""
+    state = ckpt.load_checkpoint(checkpoint)
+    cfg = load_config(state["config"])
+    label_space = LabelSpace.from_state(state["label_space"])
+    cfg_model = cfg.model.__class__(**{**cfg.model.__dict__, "weights": None})
+    model = build_detector(cfg_model, label_space)
+    ckpt.load_model_weights(model, state)
+    return model.to(resolve_device(device))
+
+
+@torch.inference_mode()
+def predict(model: ScaleDetDetector, dataset: CocoDataset, label_space: LabelSpace | None = None,
+            device: str | torch.device | None = None, batch_size: int = 2) -> list[dict[str, Any]]:
+    """COCO results (``image_id, category_id, bbox xywh, score``) in ``dataset``'s own category ids.
+
+    ``label_space`` (default: the model's current one) must contain ``dataset.name``'s labels in category-id
+    order; e.g. for zero-shot transfer, the target dataset's own vocabulary.
+    """
+    if label_space is not None:
+        model.set_label_space(label_space)
+    to_category = {v: k for k, v in category_mapping(dataset, model.label_space).items()}
+    device = resolve_device(device)
+    model.to(device).eval()
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(dataset), batch_size):
+        chunk = dataset.images[start : start + batch_size]
+        images = [read_image(dataset.image_root / img["file_name"]).to(device) for img in chunk]
+        for img, out in zip(chunk, model(images)):
+            results += _to_coco(img["id"], out, to_category)
+    return results
+
+
+def _to_coco(image_id: int, out: dict[str, Tensor], to_category: dict[int, int]) -> list[dict[str, Any]]:
+    rows = []
+    for box, score, label in zip(out["boxes"].tolist(), out["scores"].tolist(), out["labels"].tolist()):
+        if label not in to_category:  # a label of another dataset in a joint vocabulary
+            continue
+        x0, y0, x1, y1 = box
+        rows.append({"image_id": image_id, "category_id": to_category[label],
+                     "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score)})
+    return rows
+
+
+def evaluate(model: ScaleDetDetector, dataset: CocoDataset, label_space: LabelSpace | None = None,
+             device: str | torch.device | None = None) -> dict[str, Any]:
+    """``coco_eval`` of ``predict`` on ``dataset``."""
+    from scaledet.evaluation import coco_eval
+
+    return coco_eval(dataset.source, predict(model, dataset, label_space, device))
