@@ -92,7 +92,7 @@ def _check_finite(losses: dict[str, Tensor], total: Tensor, step: int, out_dir: 
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(flag)
     if flag.item() > 0:
-        parts = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+        parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
         last = ckpt.find_last(out_dir)
         raise TrainingError(
             f"non-finite loss at step {step} ({parts}); stopped. Last good checkpoint: "

@@ -1,0 +1,53 @@
+"""Repeat factor sampling: hand-computed factors, seeded rank-aware stream, exact resume."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from scaledet.sampling import RepeatFactorSampler, repeat_factors
+
+
+def test_repeat_factors_hand_computed():
+    # 4 images; category 1 in all 4 (f = 1), category 2 in 1 (f = 0.25); t = 0.5
+    factors = repeat_factors([[1], [1, 2], [1], [1]], threshold=0.5)
+    assert factors == pytest.approx([1.0, math.sqrt(0.5 / 0.25), 1.0, 1.0])
+    assert repeat_factors([[1], []], threshold=0.0) == [1.0, 1.0]
+    assert repeat_factors([[], [3]], threshold=2.0) == pytest.approx([1.0, math.sqrt(2.0 / 0.5)])
+
+
+def _take(sampler, n):
+    return list(itertools.islice(iter(sampler), n))
+
+
+def test_stochastic_rounding_repeats_rare_images():
+    sampler = RepeatFactorSampler([1.0, 3.0, 1.5], seed=0)
+    epoch = sampler._epoch(0)
+    assert epoch.count(1) == 3 and epoch.count(0) == 1 and epoch.count(2) in (1, 2)
+    counts = [sampler._epoch(e).count(2) for e in range(400)]
+    assert sum(counts) / 400 == pytest.approx(1.5, abs=0.08)
+
+
+def test_seeded_and_rank_aware():
+    factors = [1.0] * 10
+    assert _take(RepeatFactorSampler(factors, seed=1), 25) == _take(RepeatFactorSampler(factors, seed=1), 25)
+    assert _take(RepeatFactorSampler(factors, seed=1), 10) != _take(RepeatFactorSampler(factors, seed=2), 10)
+    r0 = [i for i, _ in _take(RepeatFactorSampler(factors, seed=3, rank=0, world_size=2), 5)]
+    r1 = [i for i, _ in _take(RepeatFactorSampler(factors, seed=3, rank=1, world_size=2), 5)]
+    assert sorted(r0 + r1) == list(range(10))  # one epoch split between the two ranks
+    seeds = [s for _, s in _take(RepeatFactorSampler(factors, seed=3, rank=0, world_size=2), 5)]
+    seeds += [s for _, s in _take(RepeatFactorSampler(factors, seed=3, rank=1, world_size=2), 5)]
+    assert len(set(seeds)) == 10  # every sample gets its own augmentation seed
+
+
+def test_resume_continues_the_same_stream():
+    straight = _take(RepeatFactorSampler([1.0, 2.5, 1.0], seed=4), 30)
+    first = RepeatFactorSampler([1.0, 2.5, 1.0], seed=4)
+    first.advance(13)
+    resumed = RepeatFactorSampler([1.0, 2.5, 1.0], seed=4)
+    resumed.load_state_dict(first.state_dict())
+    assert _take(resumed, 17) == straight[13:]
+    with pytest.raises(ValueError, match="world size"):
+        RepeatFactorSampler([1.0], seed=4, world_size=2).load_state_dict(first.state_dict())

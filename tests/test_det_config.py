@@ -1,0 +1,40 @@
+"""Method configs: presets, strict loading with did-you-mean, overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from scaledet.config import load_config, preset, with_overrides
+from scaledet.errors import ConfigError
+
+
+def test_presets_differ_only_where_the_paper_says():
+    assert preset("scaledet").model.soft_weight == 10.0
+    assert preset("scaledet-hl").model.soft_weight == 0.0
+    assert preset("baseline").model.soft_weight == 0.0 and preset("baseline").data.single_dataset
+    assert preset("scaledet").train.lr == 2e-4
+
+
+def test_unknown_key_names_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown key 'lr_step'.*did you mean 'lr_steps'.*valid: lr,"):
+        load_config({"train": {"lr_step": [10]}})
+    with pytest.raises(ConfigError, match="did you mean 'scaledet-hl'"):
+        load_config({"preset": "scaledet_hl"})
+
+
+def test_yaml_file_and_overrides(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("preset: scaledet-hl\ntrain:\n  max_steps: 12\n  lr_steps: [4, 8]\nmodel:\n  weights: null\n")
+    cfg = load_config(path)
+    assert cfg.method == "scaledet-hl" and cfg.train.max_steps == 12 and cfg.train.lr_steps == (4, 8)
+    assert cfg.model.weights is None
+    cfg = with_overrides(cfg, ["train.lr=1e-4", "data.scale_range=[0.5, 1.5]"])
+    assert cfg.train.lr == 1e-4 and cfg.data.scale_range == (0.5, 1.5)
+    assert load_config(cfg.to_dict()) == cfg  # round trip through a plain dict
+
+
+def test_wrong_types_fail():
+    with pytest.raises(ConfigError, match="expected an integer"):
+        with_overrides(preset("scaledet"), ["train.max_steps=1.5"])
+    with pytest.raises(ConfigError, match="expected true/false"):
+        with_overrides(preset("scaledet"), ["train.amp=3"])

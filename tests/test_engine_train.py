@@ -1,0 +1,83 @@
+"""Engine: schedule, exact resume, non-finite loss handling, checkpoint format, predict."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine_fixtures import packages, tiny_config
+from scaledet import checkpoints
+from scaledet.config import TrainConfig
+from scaledet.detector import ScaleDetRoIHeads
+from scaledet.engine import TrainingError, load_detector, lr_lambda, predict, train
+from scaledet.errors import CheckpointError, ConfigError
+from scaledet.labels import LabelSpace
+
+
+def test_lr_schedule_hand_computed():
+    f = lr_lambda(TrainConfig(warmup_steps=4, warmup_factor=0.2, lr_steps=(6, 8), gamma=0.1))
+    assert [f(s) for s in (0, 2, 4, 5, 6, 7, 8, 100)] == pytest.approx([0.2, 0.6, 1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_resume_gives_the_same_weights(tmp_path):
+    data, space = packages(tmp_path)
+    straight = train(tiny_config(4, 2), [data], space, tmp_path / "a", device="cpu")
+    train(tiny_config(2, 2), [data], space, tmp_path / "b", device="cpu")
+    resumed = train(tiny_config(4, 2), [data], space, tmp_path / "b", device="cpu")
+    assert straight.step == resumed.step == 4 and len(resumed.history) == 2
+    assert resumed.history[-1]["loss"] == straight.history[-1]["loss"]
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # finished runs resume to a no-op
+    assert train(tiny_config(4, 2), [data], space, tmp_path / "b", device="cpu").history == []
+
+
+def test_checkpoint_format_and_label_space_mismatch(tmp_path):
+    data, space = packages(tmp_path)
+    result = train(tiny_config(1, 1), [data], space, tmp_path / "run", device="cpu")
+    state = checkpoints.load_checkpoint(tmp_path / "run")
+    assert {"step", "model", "optimizer", "scheduler", "sampler", "rng", "label_space", "config"} <= set(state)
+    assert state["label_space"]["fingerprint"] == space.fingerprint and state["sampler"]["consumed"] == 2
+    model = load_detector(tmp_path / "run" / "last.pt")
+    assert model.label_space.names == ("package",)
+    assert all(torch.equal(v, result.model.state_dict()[k]) for k, v in model.state_dict().items())
+    other = LabelSpace.from_embeddings(["box"], torch.randn(1, 8), "packages")
+    with pytest.raises(CheckpointError, match="trained on label space .*package"):
+        train(tiny_config(2, 1), [data], other, tmp_path / "run", device="cpu")
+    (tmp_path / "trunc.pt").write_bytes(b"PK\x03\x04")
+    with pytest.raises(CheckpointError, match="trunc.pt"):
+        checkpoints.load_checkpoint(tmp_path / "trunc.pt")
+
+
+def test_non_finite_loss_stops_keeping_last_good_checkpoint(tmp_path, monkeypatch):
+    data, space = packages(tmp_path)
+    original, calls = ScaleDetRoIHeads._losses, []
+
+    def exploding(self, *args):
+        losses = original(self, *args)
+        calls.append(1)
+        if len(calls) >= 3:
+            losses["loss_box_reg"] = losses["loss_box_reg"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(ScaleDetRoIHeads, "_losses", exploding)
+    with pytest.raises(TrainingError, match=r"non-finite loss at step 3 .*checkpoint_0000002.pt"):
+        train(tiny_config(5, 2), [data], space, tmp_path / "run", device="cpu")
+    assert checkpoints.load_checkpoint(tmp_path / "run")["step"] == 2
+
+
+def test_baseline_refuses_two_datasets(tmp_path):
+    data, space = packages(tmp_path)
+    cfg = tiny_config(1, 1, method="baseline", data__single_dataset="true")
+    with pytest.raises(ConfigError, match="exactly one dataset, got 2"):
+        train(cfg, [data, data], space, tmp_path / "run", device="cpu")
+
+
+def test_predict_returns_coco_results_in_own_category_ids(tmp_path):
+    data, space = packages(tmp_path)
+    cfg = tiny_config(1, 1, model__score_thresh="0.0")
+    model = train(cfg, [data], space, tmp_path / "run", device="cpu").model
+    results = predict(model, data)
+    assert results and {r["category_id"] for r in results} == {1}
+    assert {r["image_id"] for r in results} <= {img["id"] for img in data.images}
+    assert all(len(r["bbox"]) == 4 and r["bbox"][2] >= 0 and 0 <= r["score"] <= 1 for r in results)
