@@ -111,7 +111,7 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     if cfg.data.single_dataset and len(datasets) != 1:
         raise ConfigError(f"method '{cfg.method}' trains on exactly one dataset, got {len(datasets)}")
     out_dir = Path(out_dir)
-    device = resolve_device(device, int(os.environ.get("LOCAL_RANK", 0)))
+    device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     info = init_distributed(device)
     torch.manual_seed(cfg.train.seed)
     model = build_detector(cfg.model, label_space).to(device)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
 from coco_fixtures import odinw_coco
+
 from scaledet.config import Config, preset, with_overrides
 from scaledet.data import CocoDataset, load_coco
 from scaledet.labels import LabelSpace

@@ -62,3 +62,11 @@ def test_weights_from_local_file(tmp_path):
     assert torch.equal(loaded.body.stem[0][0].weight, source.body.stem[0][0].weight)
     with pytest.raises(WeightsUnavailableError, match="not found"):
         build_backbone("r50", weights=tmp_path / "missing.pth")
+
+
+@pytest.mark.parametrize("name, channels", [("r50", 256), ("swin-t", 96)])
+def test_paper_backbones_build_random_init_with_three_levels(name, channels):
+    model = build_backbone(name, weights=None, fpn_channels=channels)
+    with torch.no_grad():
+        features = model.eval()(torch.rand(1, 3, 64, 64))
+    assert [tuple(f.shape[-2:]) for f in features.values()] == [(8, 8), (4, 4), (2, 2), (1, 1)]

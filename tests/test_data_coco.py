@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
-
 from coco_fixtures import odinw_coco
+
 from scaledet.data import DetectionDataset, category_mapping, load_coco, read_image
 from scaledet.errors import ConfigError, DataError
 from scaledet.labels import LabelSpace

@@ -115,3 +115,15 @@ def test_stock_softmax_detector_for_comparison():
     losses = model(images, [{**t, "labels": t["labels"] + 1} for t in targets])
     assert model.roi_heads.box_predictor.cls_score.out_features == 4
     assert torch.isfinite(sum(losses.values()))
+
+
+def test_test_time_resize_is_configurable_and_boxes_map_back():
+    torch.manual_seed(0)
+    model = build_detector(ModelConfig(**{**CFG.__dict__, "min_size_test": 64, "max_size_test": 100}),
+                           _space(3)).eval()
+    image = torch.rand(3, 100, 300)  # resized to 33 x 100 inside, boxes returned in 100 x 300 pixels
+    with torch.no_grad():
+        out = model([image])[0]
+    assert model.transform.min_size == (64,) and model.transform.max_size == 100
+    assert len(out["boxes"]) and out["boxes"][:, 2].max() <= 300 and out["boxes"][:, 3].max() <= 100
+    assert out["boxes"][:, 2].max() > 100  # beyond the resized width: mapped back to the original size

@@ -7,9 +7,12 @@ import socket
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 import torch.multiprocessing as mp
+from engine_fixtures import packages, tiny_config
+
+from scaledet.checkpoints import load_checkpoint
+from scaledet.detector import build_detector
 
 
 def _free_port() -> int:
@@ -24,8 +27,8 @@ def _worker(rank: int, world: int, port: int, tmp: str, tests_dir: str) -> None:
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     import torch.distributed as dist
-
     from engine_fixtures import packages, tiny_config
+
     from scaledet.engine import train
 
     data, space = packages(Path(tmp) / f"data{rank}")
@@ -40,16 +43,10 @@ def test_two_cpu_processes_end_identical(tmp_path):
     a = torch.load(tmp_path / "rank0.pt", weights_only=True)["state"]
     b = torch.load(tmp_path / "rank1.pt", weights_only=True)["state"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    from scaledet.checkpoints import load_checkpoint
-
     state = load_checkpoint(tmp_path / "run")
     assert state["step"] == 3 and state["sampler"]["world_size"] == 2 and state["sampler"]["consumed"] == 6
-    # the ranks saw different images and still agree: gradients were averaged, not merely equal
-    torch.manual_seed(0)
-    from engine_fixtures import tiny_config
-    from scaledet.detector import build_detector
-    from engine_fixtures import packages
-
+    # and training moved the weights away from the (seeded) initialisation
     _, space = packages(tmp_path / "init")
+    torch.manual_seed(0)
     init = build_detector(tiny_config(3, 3).model, space).state_dict()
     assert any(not torch.equal(init[k], a[k]) for k in a)

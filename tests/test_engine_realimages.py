@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from coco_fixtures import odinw_coco
+
 from scaledet.config import preset, with_overrides
 from scaledet.data import load_coco
 from scaledet.detector import build_detector

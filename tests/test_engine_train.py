@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from engine_fixtures import packages, tiny_config
+
 from scaledet import checkpoints
 from scaledet.config import TrainConfig
 from scaledet.detector import ScaleDetRoIHeads
