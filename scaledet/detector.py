@@ -11,7 +11,6 @@ regress class-agnostically for the same reason).
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -36,9 +35,15 @@ _MAX_CANDIDATES = 1000  # (region, label) pairs kept per image before NMS
 
 
 def _anchors_and_pool() -> dict:
-    """Anchors and RoI pooling for our FPNs: levels '0'-'2' (strides 8, 16, 32) + 'pool' (stride 64)."""
+    """Anchors and RoI pooling for our FPNs: levels '0'-'2' (strides 8, 16, 32) + 'pool' (stride 64).
+
+    Three scales per level (RetinaNet's 2^0, 2^(1/3), 2^(2/3)) so that 32-512 px objects all have anchors.
+    """
     return {
-        "rpn_anchor_generator": AnchorGenerator(((32,), (64,), (128,), (256,)), ((0.5, 1.0, 2.0),) * 4),
+        "rpn_anchor_generator": AnchorGenerator(
+            tuple(tuple(round(s * 2 ** (k / 3)) for k in range(3)) for s in (32, 64, 128, 256)),
+            ((0.5, 1.0, 2.0),) * 4,
+        ),
         "box_roi_pool": MultiScaleRoIAlign(["0", "1", "2"], output_size=7, sampling_ratio=2),
     }
 
@@ -198,8 +203,3 @@ def build_softmax_detector(cfg: ModelConfig, num_classes: int) -> nn.Module:
     )
     model.transform = _Transform(cfg.min_size_test, cfg.max_size_test, list(spec.mean), list(spec.std))
     return model
-
-
-def model_state(model: nn.Module) -> OrderedDict[str, Tensor]:
-    """The state dict of a (possibly DDP-wrapped) model."""
-    return getattr(model, "module", model).state_dict()

@@ -1,9 +1,9 @@
 """Acceptance on real images (CPU): effnet-lite0 ScaleDet trained jointly on NorthAmericaMushrooms + Packages
 (two label spaces, concatenated), evaluated on both, then zero-shot on Aquarium with its own vocabulary.
 
-Floors, measured on 2 CPU cores (50 steps, batch 4, 320 px, MiniLM label embeddings, seed 0): the same
-model at random init (ImageNet backbone, untrained detector) scores Mushrooms AP 0.0003 and Packages AP 0.0;
-after training Mushrooms AP 0.096 (AP50 0.32), Packages AP 0.047 (AP50 0.22), in ~140 s of training.
+Floors, measured on 2 CPU cores (50 steps, batch 4, 320 px without scale jitter, MiniLM label embeddings,
+seed 0): the same model at random init (ImageNet backbone, untrained detector) scores AP < 0.001 on both;
+after training Mushrooms AP 0.19 (AP50 0.49), Packages AP 0.18 (AP50 0.49), in ~105 s of training.
 The floors below sit at about half the measured values.
 """
 
@@ -40,7 +40,7 @@ def run(tmp_path_factory):
     aquarium_space = encode_label_space(sets["aquarium"].category_names, "aquarium", encoder)
     cfg = with_overrides(preset("scaledet"), [
         f"train.max_steps={STEPS}", "train.warmup_steps=10", "train.lr_steps=[1000]", "train.checkpoint_every=1000",
-        "data.train_size=320", "data.batch_size=4", "data.num_workers=0", "data.scale_range=[0.8, 1.25]",
+        "data.train_size=320", "data.batch_size=4", "data.num_workers=0", "data.scale_range=[1, 1]",
         "model.fpn_channels=128", "model.representation_size=512", "model.min_size_test=320",
         "model.max_size_test=533"])
     torch.manual_seed(cfg.train.seed)
@@ -64,8 +64,8 @@ def test_training_loss_falls(run):
 def test_validation_ap_rises_above_floor(run):
     before, after = run["before"], run["after"]
     assert before["mush_val"]["AP"] < 0.01 and before["pack_val"]["AP"] < 0.01
-    assert after["mush_val"]["AP"] > 0.05 and after["mush_val"]["AP50"] > 0.15, after["mush_val"]
-    assert after["pack_val"]["AP50"] > 0.08, after["pack_val"]
+    assert after["mush_val"]["AP"] > 0.09 and after["mush_val"]["AP50"] > 0.25, after["mush_val"]
+    assert after["pack_val"]["AP"] > 0.08 and after["pack_val"]["AP50"] > 0.25, after["pack_val"]
 
 
 @pytest.mark.slow
