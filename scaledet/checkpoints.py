@@ -25,8 +25,11 @@ FORMAT = 1
 LAST = "last.pt"
 
 
-def save_checkpoint(state: dict[str, Any], out_dir: str | Path) -> Path:
-    """Write ``state`` as ``checkpoint_<step>.pt`` (temp file + ``os.replace``) and point ``last.pt`` at it."""
+def save_checkpoint(state: dict[str, Any], out_dir: str | Path, keep: int = 0) -> Path:
+    """Write ``state`` as ``checkpoint_<step>.pt`` (temp file + ``os.replace``) and point ``last.pt`` at it.
+
+    ``keep > 0`` deletes all but the newest ``keep`` step checkpoints afterwards.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"checkpoint_{int(state['step']):07d}.pt"
@@ -38,6 +41,9 @@ def save_checkpoint(state: dict[str, Any], out_dir: str | Path) -> Path:
     os.symlink(path.name, link_tmp)
     os.replace(link_tmp, out / LAST)
     log.info("checkpoint %s", path)
+    if keep > 0:
+        for old in sorted(out.glob("checkpoint_*.pt"))[:-keep]:
+            old.unlink()
     return path
 
 

@@ -65,6 +65,7 @@ class TrainConfig:
     clip_norm: float = 1.0  # 0 disables gradient clipping
     amp: bool = True  # used on CUDA only
     checkpoint_every: int = 5000
+    keep_checkpoints: int = 3  # newest step checkpoints kept on disk; 0 keeps all
     seed: int = 0
 
 

@@ -41,6 +41,8 @@ def init_distributed(device: torch.device) -> DistInfo:
     local = _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
     if world <= 1:
         return DistInfo(0, 1, 0)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # before NCCL init, so each rank talks through its own GPU
     if not dist.is_initialized():
         os.environ.setdefault("RANK", str(rank))
         os.environ.setdefault("WORLD_SIZE", str(world))

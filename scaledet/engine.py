@@ -158,6 +158,9 @@ class _Loop:
                             box=f"{parts['loss_box_reg']:.3f}", img_s=f"{seen / (time.perf_counter() - started):.1f}")
             if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
                 result.checkpoint = self.save(step)
+                recent = result.history[-cfg.checkpoint_every :]
+                log.info("step %d: mean loss %.4f over the last %d steps, lr %.3g", step,
+                         sum(h["loss"] for h in recent) / len(recent), len(recent), parts["lr"])
             if step >= cfg.max_steps:
                 break
         bar.close()
@@ -189,7 +192,7 @@ class _Loop:
                 "step": step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
                 "rng": ckpt.rng_state(), "label_space": self.model.label_state(), "config": self.cfg.to_dict(),
-            }, self.out_dir)
+            }, self.out_dir, keep=self.cfg.train.keep_checkpoints)
         barrier()
         return path
 

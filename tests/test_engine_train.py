@@ -32,6 +32,14 @@ def test_resume_gives_the_same_weights(tmp_path):
     assert train(tiny_config(4, 2), [data], space, tmp_path / "b", device="cpu").history == []
 
 
+def test_old_checkpoints_pruned(tmp_path):
+    data, space = packages(tmp_path)
+    train(tiny_config(3, 1, train__keep_checkpoints="2"), [data], space, tmp_path / "run", device="cpu")
+    kept = sorted(p.name for p in (tmp_path / "run").glob("checkpoint_*.pt"))
+    assert kept == ["checkpoint_0000002.pt", "checkpoint_0000003.pt"]
+    assert checkpoints.load_checkpoint(tmp_path / "run")["step"] == 3
+
+
 def test_checkpoint_format_and_label_space_mismatch(tmp_path):
     data, space = packages(tmp_path)
     result = train(tiny_config(1, 1), [data], space, tmp_path / "run", device="cpu")
