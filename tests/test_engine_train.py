@@ -89,3 +89,21 @@ def test_predict_returns_coco_results_in_own_category_ids(tmp_path):
     assert results and {r["category_id"] for r in results} == {1}
     assert {r["image_id"] for r in results} <= {img["id"] for img in data.images}
     assert all(len(r["bbox"]) == 4 and r["bbox"][2] >= 0 and 0 <= r["score"] <= 1 for r in results)
+
+
+def test_undecodable_training_image_stops_naming_it(tmp_path):
+    import json
+
+    from scaledet.data import load_coco
+    from scaledet.errors import DataError
+
+    _, space = packages(tmp_path)
+    raw = json.loads((tmp_path / "Packages-train.json").read_text())
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    raw["images"] = [{**img, "file_name": str(broken)} for img in raw["images"]]
+    (tmp_path / "broken.json").write_text(json.dumps(raw))
+    with pytest.raises(DataError, match="broken.jpg"):
+        # in a loader worker process: the error crosses the process boundary with its type and path
+        train(tiny_config(1, 1, data__num_workers="1"), [load_coco(tmp_path / "broken.json", name="packages")],
+              space, tmp_path / "run", device="cpu")
