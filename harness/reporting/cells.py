@@ -1,0 +1,117 @@
+"""Input adapter: the results store's long frame -> one row per result cell, as every table reads it.
+
+A cell row has: suite, dataset, mode, method, upstream (the checkpoint's upstream datasets joined by
+``+``, '' if unknown), seed, shots (0 outside few-shot), status, ap (points x100, NaN if failed),
+per_class (class -> AP points), split_policy, text_encoder, commit, config_hash, date.
+
+``harness.results.load_frame`` supplies the metrics and most fields. Three things the report needs are not
+in that frame, so they are read from each record (joined on ``job_id``): the checkpoint's upstream datasets
+(spec override or config key named in ``UPSTREAM_KEYS``), the date (``finished_at``) and a config hash
+(SHA-256 of the record's effective config, canonical JSON, first 12 hex digits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness import results
+from scaledet.errors import DataError
+
+log = logging.getLogger(__name__)
+
+CELL_COLUMNS = [
+    "suite", "dataset", "mode", "method", "upstream", "seed", "shots", "status", "ap", "per_class",
+    "split_policy", "text_encoder", "commit", "config_hash", "date",
+]  # fmt: skip
+REPORT_MODES = ("direct", "finetune", "fewshot")  # pretrain cells are upstream results, not ODinW transfer
+UPSTREAM_KEYS = ("upstream", "model.upstream", "train.upstream", "pretrain.upstream", "checkpoint.upstream")
+
+
+def _dotted(data: Mapping[str, Any], path: str) -> Any:
+    """Value at ``a.b`` in nested dicts or under a flat ``a.b`` key; None if absent."""
+    if path in data:
+        return data[path]
+    head, _, rest = path.partition(".")
+    return _dotted(data[head], rest) if rest and isinstance(data.get(head), Mapping) else None
+
+
+def upstream_of(record: results.ResultRecord) -> str:
+    """The checkpoint's upstream datasets (``LVIS+COCO``) from the spec overrides or the config."""
+    overrides = dict(tuple(pair) for pair in record.spec.get("overrides", ()))
+    for key in UPSTREAM_KEYS:
+        value = overrides.get(key, _dotted(record.config, key))
+        if value:
+            return value if isinstance(value, str) else "+".join(str(v) for v in value)
+    return ""
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """First 12 hex digits of the SHA-256 of the config's canonical JSON."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def record_extras(record: results.ResultRecord) -> dict[str, str]:
+    """What the report needs from a record beyond ``load_frame``'s columns."""
+    return {"upstream": upstream_of(record), "config_hash": config_hash(record.config),
+            "date": record.finished_at or "unknown"}  # fmt: skip
+
+
+def _points(value: float, where: str) -> float:
+    if math.isnan(value):
+        return math.nan
+    if not 0.0 <= value <= 1.0:
+        raise DataError(f"{where}: AP = {value}, expected a fraction in [0, 1]")
+    return 100.0 * value
+
+
+def _text(value: Any) -> str:
+    return "unknown" if value is None or pd.isna(value) else str(value)
+
+
+def _cell(job: pd.DataFrame, extras: Mapping[str, str]) -> dict[str, Any]:
+    first = job.iloc[0]
+    where = f"result {first['sweep']}/{first['job_id']}"
+    overall = job[job["metric"].eq("AP") & job["class_name"].isna()]["value"]
+    classes = job[job["metric"].eq("AP") & job["class_name"].notna()]
+    done = first["status"] == "done"
+    if done and overall.empty:
+        raise DataError(f"{where}: metrics has no 'AP', expected COCO AP as a fraction in [0, 1]")
+    return {
+        **{key: str(first[key]) for key in ("suite", "dataset", "mode", "method")},
+        "upstream": extras["upstream"], "seed": int(first["seed"]),
+        "shots": 0 if pd.isna(first["shots"]) else int(first["shots"]), "status": str(first["status"]),
+        "ap": _points(float(overall.iloc[0]), where) if done else math.nan,
+        "per_class": {str(n): _points(float(v), where) for n, v in zip(classes["class_name"], classes["value"],
+                                                                          strict=True)},
+        "split_policy": _text(first["split_policy"]), "text_encoder": _text(first["text_encoder"]),
+        "commit": _text(first["git_sha"]), "config_hash": extras["config_hash"], "date": extras["date"],
+    }  # fmt: skip
+
+
+def cells_from_frame(frame: pd.DataFrame, extras: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
+    """One row per result cell from ``load_frame``'s long frame; ``extras``: (sweep, job id) -> extras."""
+    frame = frame[frame["mode"].isin(REPORT_MODES)]
+    rows = [_cell(job, extras[key]) for key, job in frame.groupby(["sweep", "job_id"], sort=True)]
+    cells = pd.DataFrame(rows, columns=CELL_COLUMNS)
+    order = ["suite", "mode", "method", "upstream", "dataset", "shots", "seed"]
+    return cells.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def load_cells(root: Path, suite: str, sweep: str | None = None) -> pd.DataFrame:
+    """The cells of ``suite`` in the results store at ``root`` (one sweep, or all)."""
+    root = Path(root)
+    if not (root / sweep if sweep else root).is_dir():
+        raise DataError(f"{root / sweep if sweep else root}: results directory not found")
+    extras = {(rec.sweep, rec.job_id): record_extras(rec) for rec in results.iter_records(root, sweep)}
+    cells = cells_from_frame(results.load_frame(root, sweep=sweep), extras)
+    log.debug("%d result cells under %s", len(cells), root)
+    return cells[cells["suite"] == suite].reset_index(drop=True)

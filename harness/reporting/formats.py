@@ -1,0 +1,71 @@
+"""Writers: Markdown (tabulate, GitHub style), long CSV and LaTeX (booktabs) from ``Table`` objects,
+and the provenance footer."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pandas as pd
+from tabulate import tabulate
+
+from harness.reporting.model import Stat, Table
+
+LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}  # fmt: skip
+
+
+def markdown_table(table: Table) -> str:
+    """The table as GitHub Markdown, its footnotes as a numbered list under it."""
+    rows = [[row.label, *(cell.text() for cell in row.cells)] for row in table.rows]
+    if not rows:
+        return "_No results for this table._\n"
+    body = tabulate(rows, headers=[table.stub, *table.columns], tablefmt="github", disable_numparse=True)
+    notes = "".join(f"{i}. {note}\n" for i, note in enumerate(table.footnotes, 1))
+    return f"{body}\n\n{notes}"
+
+
+def csv_table(table: Table) -> str:
+    """Long CSV: one line per cell with mean, std, seed count, or the reason it is missing."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([table.stub, "published", "column", "mean", "std", "n", "missing"])
+    for row in table.rows:
+        for column, cell in zip(table.columns, row.cells, strict=True):
+            stats = [f"{cell.mean:.4f}", f"{cell.std:.4f}", cell.n] if isinstance(cell, Stat) else ["", "", 0]
+            writer.writerow([row.label, row.published, column, *stats,
+                             "" if isinstance(cell, Stat) else cell.text()])  # fmt: skip
+    return out.getvalue()
+
+
+def tex_escape(text: str) -> str:
+    """``text`` with LaTeX special characters escaped."""
+    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in text)
+
+
+def latex_table(table: Table) -> str:
+    """A booktabs LaTeX tabular inside a table float, with the title as caption."""
+    header = " & ".join(tex_escape(h) for h in (table.stub, *table.columns))
+    lines = [" & ".join([tex_escape(row.label), *(c.latex() if isinstance(c, Stat) else tex_escape(c.text())
+                                                   for c in row.cells)]) for row in table.rows]  # fmt: skip
+    body = "".join(f"{line} \\\\\n" for line in lines)
+    spec = "l" + "r" * len(table.columns)
+    return (f"\\begin{{table}}\n\\centering\n\\caption{{{tex_escape(table.title)}}}\n"
+            f"\\resizebox{{\\linewidth}}{{!}}{{%\n\\begin{{tabular}}{{{spec}}}\n\\toprule\n{header} \\\\\n"
+            f"\\midrule\n{body}\\bottomrule\n\\end{{tabular}}}}\n\\end{{table}}\n")
+
+
+def provenance(cells: pd.DataFrame) -> dict[str, str]:
+    """Footer fields from the run cells: every distinct value, and the date of the newest result."""
+    if cells.empty:
+        return {"results": "none"}
+    fields = {key: ", ".join(sorted(set(cells[key]))) for key in
+              ("commit", "config_hash", "split_policy", "text_encoder")}  # fmt: skip
+    return {**fields, "date": max(cells["date"]), "results": str(len(cells))}
+
+
+def provenance_markdown(fields: dict[str, str]) -> str:
+    """The provenance footer as a Markdown list."""
+    names = {"commit": "commit", "config_hash": "config hash", "split_policy": "split policy",
+             "text_encoder": "text encoder", "date": "date of the newest result", "results": "result cells"}
+    return "".join(f"- {names[key]}: {value}\n" for key, value in fields.items())

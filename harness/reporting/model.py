@@ -1,0 +1,72 @@
+"""The report's table model: a cell is a statistic over seeds or an explicit reason why it is missing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean and sample standard deviation of a value (AP points x100) over ``n`` seeds."""
+
+    mean: float
+    std: float
+    n: int
+
+    def text(self) -> str:
+        """``45.3 ± 1.2`` over several seeds, ``45.3`` for one."""
+        return f"{self.mean:.1f} ± {self.std:.1f}" if self.n > 1 else f"{self.mean:.1f}"
+
+    def latex(self) -> str:
+        return f"{self.mean:.1f} $\\pm$ {self.std:.1f}" if self.n > 1 else f"{self.mean:.1f}"
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A cell with no value; ``reason`` is what the report prints in its place."""
+
+    reason: str = "missing"
+
+    def text(self) -> str:
+        return self.reason
+
+    def latex(self) -> str:
+        return self.reason
+
+
+Cell = Stat | Missing
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: its printed label, the method/checkpoint it stands for and its cells."""
+
+    label: str
+    cells: tuple[Cell, ...]
+    method: str = ""
+    upstream: str = ""
+    published: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """A rendered-anywhere table: Markdown, CSV and LaTeX are all written from this."""
+
+    name: str  # file stem, e.g. "per_dataset_direct"
+    title: str
+    columns: tuple[str, ...]  # value columns (the row-label column is ``stub``)
+    rows: tuple[Row, ...]
+    stub: str = "method"
+    footnotes: tuple[str, ...] = ()
+
+    def cell(self, label: str, column: str) -> Cell:
+        """The cell at row ``label`` and ``column``."""
+        row = next(r for r in self.rows if r.label == label)
+        return row.cells[self.columns.index(column)]
+
+
+def row_label(method: str, upstream: str, published: bool = False) -> str:
+    """``GLIP-T (published)``, ``scaledet [LVIS+COCO]`` or ``scaledet`` when the upstream is unknown."""
+    if published:
+        return f"{method} (published)"
+    return f"{method} [{upstream}]" if upstream else method

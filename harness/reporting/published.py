@@ -1,0 +1,57 @@
+"""Published ODinW-13 numbers (package data ``harness/data/published_results.yaml``) as report cells."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from harness.reporting.cells import CELL_COLUMNS
+
+MODES = {"direct": "direct", "finetune": "finetune"}
+
+
+@dataclass(frozen=True)
+class Published:
+    """Per-dataset published cells (same columns as the run cells) and means printed without them."""
+
+    source: str
+    cells: pd.DataFrame
+    means: dict[tuple[str, str], float]  # (mode, method) -> printed mean, for rows with no per-dataset AP
+
+
+def _load_yaml() -> dict[str, Any]:
+    text = resources.files("harness").joinpath("data/published_results.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def load_published(suite: str = "odinw13") -> Published:
+    """The published rows for ``suite`` (only ODinW-13 has any; other suites get none)."""
+    data = _load_yaml()
+    rows: list[dict[str, Any]] = []
+    means: dict[tuple[str, str], float] = {}
+    if suite == "odinw13":
+        for mode in MODES:
+            for method, entry in data[mode].items():
+                if "ap" not in entry:
+                    means[(mode, method)] = float(entry["mean"])
+                    continue
+                rows += [_cell(suite, mode, method, dataset, ap)
+                         for dataset, ap in zip(data["dataset_order"], entry["ap"], strict=True)]  # fmt: skip
+    cells = pd.DataFrame(rows, columns=[*CELL_COLUMNS, "published"])
+    return Published(str(data["source"]), cells, means)
+
+
+def printed_means(mode: str) -> dict[str, float]:
+    """The mean each published row prints in its source (to check the recomputed means against)."""
+    return {method: float(entry["mean"]) for method, entry in _load_yaml()[mode].items()}
+
+
+def _cell(suite: str, mode: str, method: str, dataset: str, ap: float) -> dict[str, Any]:
+    return {"suite": suite, "dataset": dataset, "mode": mode, "method": method, "upstream": "",
+            "seed": 0, "shots": 0, "status": "done", "ap": float(ap), "per_class": {}, "split_policy": "published",
+            "text_encoder": "published", "commit": "published", "config_hash": "published",
+            "date": "published", "published": True}  # fmt: skip

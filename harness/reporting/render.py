@@ -1,0 +1,167 @@
+"""``render_report``: a pure function of the results store that writes Markdown, CSV, LaTeX and PNGs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from harness.reporting import figures as figs
+from harness.reporting import formats, tables
+from harness.reporting.averages import Unseen, UnseenRule
+from harness.reporting.cells import load_cells
+from harness.reporting.model import Table
+from harness.reporting.published import load_published
+
+log = logging.getLogger(__name__)
+
+ODINW13 = ("AerialMaritimeDrone", "Aquarium", "CottontailRabbits", "EgoHands", "NorthAmericaMushrooms",
+           "Packages", "PascalVOC", "pistols", "pothole", "Raccoon", "ShellfishOpenImages",
+           "thermalDogsAndPeople", "VehiclesOpenImages")  # fmt: skip  (the paper's Table D order)
+
+
+@dataclass
+class Report:
+    """The tables (in document order) and figures of one report; ``missing_figures`` says why not drawn."""
+
+    title: str
+    inp: tables.ReportInput
+    tables: list[Table]
+    figures: dict[str, tuple[str, Figure]] = field(default_factory=dict)  # stem -> (caption, figure)
+    missing_figures: dict[str, str] = field(default_factory=dict)  # caption -> reason
+
+
+def suite_datasets(suite: str, cells: pd.DataFrame) -> tuple[str, ...]:
+    """The suite's datasets in report order: the paper's order for odinw13, else those in the results."""
+    if suite == "odinw13":
+        return ODINW13
+    log.info("suite %s: using the datasets present in the results, sorted", suite)
+    return tuple(sorted(set(cells["dataset"])))
+
+
+def _normalise(found: Mapping[str, Iterable[str]] | Iterable, datasets: tuple[str, ...]) -> Unseen:
+    if isinstance(found, Mapping):
+        return {str(d): frozenset(names) for d, names in found.items()}
+    items = list(found)
+    if items and all(isinstance(i, tuple) and len(i) == 2 for i in items):
+        return {d: frozenset(n for dd, n in items if dd == d) for d in datasets}
+    return {d: frozenset(items) for d in datasets}
+
+
+def default_unseen_rule(suite: str, datasets: tuple[str, ...]) -> UnseenRule | None:
+    """``harness.datasets.unseen_classes(suite, upstream, rule="names")`` once that module exists."""
+    try:
+        from harness.datasets import unseen_classes
+    except ImportError:
+        log.warning("harness.datasets.unseen_classes is not available: no unseen-class average")
+        return None
+
+    def classes(upstream: tuple[str, ...]) -> Unseen:
+        return _normalise(unseen_classes(suite, list(upstream), rule="names"), datasets)
+
+    return UnseenRule('names (harness.datasets.unseen_classes, rule="names")', classes)
+
+
+def build_report(inp: tables.ReportInput, title: str) -> Report:
+    """All tables and figures of a report from its input (no file is written)."""
+    per_mode = {mode: tables.per_dataset_table(inp, mode) for mode in ("direct", "finetune")}
+    scaling, fewshot = tables.scaling_table(inp), tables.fewshot_table(inp)
+    report = Report(title, inp, [tables.summary_table(inp), *per_mode.values(),
+                                 tables.averages_table(inp, "direct"), tables.averages_table(inp, "finetune"),
+                                 tables.ablation_table(inp), scaling, fewshot])  # fmt: skip
+    _add_figures(report, per_mode, scaling, fewshot)
+    return report
+
+
+def _add_figures(report: Report, per_mode: dict[str, Table], scaling: Table, fewshot: Table) -> None:
+    fig3, fig4 = "Figure 3 style: averages vs upstream datasets", "Figure 4 style: AP per dataset vs upstream"
+    if scaling.rows:
+        report.figures["figure3_scaling"] = (fig3, figs.scaling_figure(scaling))
+        report.figures["figure4_per_dataset"] = (fig4, figs.per_dataset_scaling_figure(
+            scaling, report.inp.datasets))  # fmt: skip
+    else:
+        report.missing_figures[fig3] = report.missing_figures[fig4] = "no direct results of scaledet"
+    finetuned = {row.label for row in per_mode["finetune"].rows if not row.published}
+    for row in per_mode["direct"].rows:
+        if row.label in finetuned:
+            caption = f"Fine-tune vs direct per dataset: {row.label}"
+            report.figures[f"bars_{slug(row.label)}"] = (caption, figs.bars_figure(
+                per_mode["direct"], per_mode["finetune"], row.label))  # fmt: skip
+    if not any(stem.startswith("bars_") for stem in report.figures):
+        report.missing_figures["Fine-tune vs direct per dataset"] = "no checkpoint has both modes"
+    if fewshot.rows:
+        report.figures["fewshot_shots"] = ("AP vs shots (mean ± std over seeds)", figs.shots_figure(fewshot))
+    else:
+        report.missing_figures["AP vs shots"] = "no few-shot results"
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a row label."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
+
+
+def _unseen_section(inp: tables.ReportInput) -> str:
+    if inp.unseen is None:
+        return "No unseen-class rule is available, so no unseen classes are listed.\n"
+    lines = []
+    for upstream in sorted({u for u in inp.cells["upstream"] if u}, key=lambda u: (len(u.split("+")), u)):
+        unseen = inp.unseen.classes(tuple(upstream.split("+")))
+        found = "; ".join(f"{d}: {', '.join(sorted(unseen[d]))}" for d in inp.datasets if unseen.get(d))
+        empty = ", ".join(d for d in inp.datasets if not unseen.get(d))
+        lines.append(f"- upstream {upstream}: {found or 'none'}. Datasets with no unseen classes: "
+                     f"{empty or 'none'}.")  # fmt: skip
+    return f"Rule: {inp.unseen.name}.\n\n" + ("\n".join(lines) or "No checkpoint records its upstream.") + "\n"
+
+
+def markdown(report: Report) -> str:
+    """The whole report as one Markdown document, figures and per-table files linked relatively."""
+    parts = [f"# {report.title}\n"]
+    for table in report.tables:
+        parts.append(f"## {table.title}\n\n{formats.markdown_table(table)}"
+                     f"\nFiles: [CSV](csv/{table.name}.csv), [LaTeX](latex/{table.name}.tex)\n")  # fmt: skip
+    parts.append("## Unseen classes\n\n" + _unseen_section(report.inp))
+    figures = [f"![{caption}](figures/{stem}.png)\n" for stem, (caption, _) in report.figures.items()]
+    figures += [f"- {caption}: not drawn ({reason}).\n" for caption, reason in report.missing_figures.items()]
+    parts.append("## Figures\n\n" + "\n".join(figures))
+    parts.append("## Provenance\n\n" + formats.provenance_markdown(formats.provenance(report.inp.cells)))
+    return "\n".join(parts)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report(report: Report, out: Path) -> Path:
+    """Write README.md, csv/*.csv, latex/*.tex and figures/*.png under ``out``; return the Markdown path."""
+    for table in report.tables:
+        _write(out / "csv" / f"{table.name}.csv", formats.csv_table(table))
+        _write(out / "latex" / f"{table.name}.tex", formats.latex_table(table))
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for stem, (_, fig) in report.figures.items():
+        figs.save(fig, out / "figures" / f"{stem}.png")
+    _write(out / "README.md", markdown(report))
+    return out / "README.md"
+
+
+def render_report(results: Path, suite: str, out: Path, sweep: str | None = None, *,
+                  published: bool = True, unseen: UnseenRule | None = None) -> Path:
+    """Render the report of ``suite`` (optionally one ``sweep``) from the store at ``results`` into ``out``.
+
+    ``unseen`` is an ``UnseenRule``, or None for ``harness.datasets.unseen_classes`` (rule "names").
+    Returns the path of the Markdown file.
+    """
+    cells = load_cells(Path(results), suite, sweep)
+    datasets = suite_datasets(suite, cells)
+    rule = unseen or default_unseen_rule(suite, datasets)
+    inp = tables.ReportInput(suite, datasets, cells, load_published(suite) if published else None, rule)
+    title = f"Report: suite {suite}" + (f", sweep {sweep}" if sweep else "")
+    return write_report(build_report(inp, title), Path(out))

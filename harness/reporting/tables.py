@@ -1,0 +1,172 @@
+"""The report's tables, built from the cell frame: per dataset (Table D), summary (Table 7),
+averages (Table 8b), ablation (Table 8), scaling (Figures 3-4) and few-shot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pandas as pd
+
+from harness.reporting import averages as avg
+from harness.reporting.model import Cell, Missing, Row, Stat, Table, row_label
+from harness.reporting.published import Published
+
+METHOD_ORDER = {"scaledet": 0, "scaledet-hard": 1, "scaledet-hl": 1, "baseline": 2}
+HARD_METHODS = ("scaledet-hard", "scaledet-hl")  # ablation without L_sl (harness.jobs name, brief's name)
+MODE_TITLES = {"direct": "direct transfer", "finetune": "fine-tune transfer"}
+CELL_NOTE = ("Cells: COCO box AP@[.5:.95] x100, mean ± sample std over seeds (a value without ± comes "
+             "from one seed); 'missing': the store has no result for that cell; 'failed': every run of it "
+             "failed; 'missing (k/N datasets)': an average needs every dataset of one seed.")  # fmt: skip
+AVERAGE_COLUMNS = ("mAP", "mAP_C", "mAP_unseen")
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """Everything a report is a function of: the suite's datasets, the run cells and optional extras."""
+
+    suite: str
+    datasets: tuple[str, ...]
+    cells: pd.DataFrame
+    published: Published | None = None
+    unseen: avg.UnseenRule | None = None
+
+
+def _sort_key(key: tuple[str, str]) -> tuple[int, str, int, str]:
+    method, upstream = key
+    return (METHOD_ORDER.get(method, 9), method, len(upstream.split("+")) if upstream else 0, upstream)
+
+
+def _groups(cells: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """(method, upstream, cells) per checkpoint row, in the report's order."""
+    groups = dict(iter(cells.groupby(["method", "upstream"], sort=False)))
+    for key in sorted(groups, key=_sort_key):
+        yield key[0], key[1], groups[key]
+
+
+def _published_groups(inp: ReportInput, mode: str) -> Iterator[tuple[str, pd.DataFrame]]:
+    if inp.published is None:
+        return
+    cells = inp.published.cells[inp.published.cells["mode"] == mode]
+    for method in dict.fromkeys(cells["method"]):
+        yield method, cells[cells["method"] == method]
+
+
+def _mode(inp: ReportInput, mode: str) -> pd.DataFrame:
+    return inp.cells[inp.cells["mode"] == mode]
+
+
+def _dataset_cell(cells: pd.DataFrame | None) -> Cell:
+    if cells is None:
+        return Missing("missing")
+    done = cells[cells["status"] == "done"]
+    return avg.stat(list(done["ap"])) if len(done) else Missing("failed")
+
+
+def _dataset_cells(group: pd.DataFrame, datasets: tuple[str, ...]) -> list[Cell]:
+    """Per-dataset AP over seeds; 'missing' without a result, 'failed' when every seed failed."""
+    by_dataset = dict(iter(group.groupby("dataset")))
+    return [_dataset_cell(by_dataset.get(d)) for d in datasets]
+
+
+def _published_note(inp: ReportInput) -> tuple[str, ...]:
+    if inp.published is None:
+        return ()
+    note = (f"Rows marked (published) are copied from {inp.published.source}; their mean is recomputed "
+            "here from the per-dataset numbers.")  # fmt: skip
+    return (note,)
+
+
+def per_dataset_table(inp: ReportInput, mode: str) -> Table:
+    """Table D style: one row per method/checkpoint, one column per dataset, then the mean."""
+    rows = [Row(row_label(m, u), (*_dataset_cells(g, inp.datasets), avg.over_seeds(g, inp.datasets,
+                avg.dataset_mean)), m, u) for m, u, g in _groups(_mode(inp, mode))]  # fmt: skip
+    rows += [Row(row_label(m, "", True), (*_dataset_cells(g, inp.datasets),
+                 avg.over_seeds(g, inp.datasets, avg.dataset_mean)), m, "", True)
+             for m, g in _published_groups(inp, mode)]  # fmt: skip
+    notes = (CELL_NOTE, "mean: " + avg.DEFINITIONS["mAP"], *_published_note(inp))
+    return Table(f"per_dataset_{mode}", f"Per-dataset AP, {MODE_TITLES[mode]} (like Table D)",
+                 (*inp.datasets, "mean"), tuple(rows), footnotes=notes)
+
+
+def summary_table(inp: ReportInput) -> Table:
+    """Table 7 style: the mean over datasets per method, direct and fine-tune side by side."""
+    modes = ("direct", "finetune")
+    cells: dict[tuple[str, str, bool], dict[str, Cell]] = {}
+    for mode in modes:
+        for m, u, g in _groups(_mode(inp, mode)):
+            cells.setdefault((m, u, False), {})[mode] = avg.over_seeds(g, inp.datasets, avg.dataset_mean)
+        for m, g in _published_groups(inp, mode):
+            cells.setdefault((m, "", True), {})[mode] = avg.over_seeds(g, inp.datasets, avg.dataset_mean)
+        for (pmode, m), mean in (inp.published.means.items() if inp.published else ()):
+            if pmode == mode:
+                cells.setdefault((m, "", True), {})[mode] = Stat(mean, 0.0, 1)
+    own = sorted((k for k in cells if not k[2]), key=lambda k: _sort_key(k[:2]))
+    keys = own + [k for k in cells if k[2]]
+    rows = tuple(Row(row_label(*k), tuple(cells[k].get(mode, Missing("missing")) for mode in modes), *k)
+                 for k in keys)  # fmt: skip
+    notes = ("Each value is the " + avg.DEFINITIONS["mAP"], CELL_NOTE, *_published_note(inp))
+    return Table("summary", "Summary: direct and fine-tune transfer (like Table 7)",
+                 ("direct mAP", "fine-tune mAP"), rows, footnotes=notes)
+
+
+def _averages(group: pd.DataFrame, inp: ReportInput) -> tuple[Cell, Cell, Cell]:
+    classes = avg.over_seeds(group, inp.datasets, avg.class_mean)
+    classes = Missing("n/a (no per-class AP)") if classes == Missing("n/a") else classes
+    return (avg.over_seeds(group, inp.datasets, avg.dataset_mean), classes,
+            avg.unseen_cell(group, inp.datasets, inp.unseen))  # fmt: skip
+
+
+def average_notes(inp: ReportInput) -> tuple[str, ...]:
+    """Footnotes defining the three averages and naming the unseen rule."""
+    rule = inp.unseen.name if inp.unseen else "none available (harness.datasets.unseen_classes missing)"
+    notes = [f"{name}: {text}" for name, text in avg.DEFINITIONS.items()]
+    return (*notes, f"Unseen-class rule: {rule}.", CELL_NOTE)
+
+
+def averages_table(inp: ReportInput, mode: str) -> Table:
+    """The three averages per method/checkpoint for one mode (run results only)."""
+    rows = tuple(Row(row_label(m, u), _averages(g, inp), m, u) for m, u, g in _groups(_mode(inp, mode)))
+    return Table(f"averages_{mode}", f"Three averages, {MODE_TITLES[mode]}", AVERAGE_COLUMNS, rows,
+                 footnotes=average_notes(inp))
+
+
+def ablation_table(inp: ReportInput) -> Table:
+    """Table 8 style: L_hl (scaledet-hard) vs L_hl + L_sl (scaledet) on the same upstream data, direct."""
+    direct = _mode(inp, "direct")
+    pairs = direct[direct["method"].isin([*HARD_METHODS, "scaledet"])]
+    rows = []
+    for upstream in sorted(dict.fromkeys(pairs["upstream"]), key=lambda u: (len(u.split("+")), u)):
+        cells: list[Cell] = []
+        for methods in (HARD_METHODS, ("scaledet",)):
+            group = pairs[pairs["method"].isin(methods) & (pairs["upstream"] == upstream)]
+            cells += _averages(group, inp)[:2] if len(group) else [Missing("missing")] * 2
+        rows.append(Row(upstream or "unknown", tuple(cells), "", upstream))
+    columns = ("L_hl mAP", "L_hl mAP_C", "L_hl+L_sl mAP", "L_hl+L_sl mAP_C")
+    legend = ("L_hl = method scaledet-hard (hard label loss only; scaledet-hl is read as the same); "
+              "L_hl+L_sl = method scaledet. Rows: the checkpoints' upstream datasets.")  # fmt: skip
+    notes = (legend, *average_notes(inp)[:2], CELL_NOTE)
+    return Table("ablation", "Ablation: hard vs hard + soft label loss, direct transfer (like Table 8b)",
+                 columns, tuple(rows), stub="upstream", footnotes=notes)
+
+
+def scaling_table(inp: ReportInput, method: str = "scaledet") -> Table:
+    """Figures 3-4 data: direct transfer of ``method`` per checkpoint, by number of upstream datasets."""
+    groups = [(u, g) for m, u, g in _groups(_mode(inp, "direct")) if m == method and u]
+    rows = tuple(Row(f"{len(u.split('+'))}: {u}", (*_averages(g, inp), *_dataset_cells(g, inp.datasets)),
+                     method, u) for u, g in groups)  # fmt: skip
+    notes = ((f"Method {method}, direct transfer; rows are checkpoints ordered by their number of "
+             "upstream datasets."), *average_notes(inp))  # fmt: skip
+    return Table("scaling", f"Scaling the upstream datasets: {method}, direct transfer (Figures 3-4)",
+                 (*AVERAGE_COLUMNS, *inp.datasets), rows, stub="upstream datasets", footnotes=notes)
+
+
+def fewshot_table(inp: ReportInput) -> Table:
+    """Mean over datasets per number of shots (mean ± std over seeds), one row per method/checkpoint."""
+    cells = _mode(inp, "fewshot")
+    shots = sorted(set(cells["shots"]))
+    rows = tuple(Row(row_label(m, u), tuple(avg.over_seeds(g[g["shots"] == k], inp.datasets,
+                 avg.dataset_mean) for k in shots), m, u) for m, u, g in _groups(cells))  # fmt: skip
+    notes = ("Each value is the " + avg.DEFINITIONS["mAP"], CELL_NOTE)
+    return Table("fewshot", "Few-shot transfer: mean over datasets by number of shots",
+                 tuple(f"{k}-shot" for k in shots), rows, footnotes=notes)
