@@ -1,0 +1,104 @@
+"""Sweep files: YAML describing suite, modes, methods, seeds, shots, resources; strict, line-level errors.
+
+Example::
+
+    sweep: demo-transfer        # optional; default: derived from the plan
+    suite: demo
+    datasets: [NorthAmericaMushrooms, Packages]
+    modes: [direct, finetune]
+    methods: [scaledet]
+    seeds: [3, 30]
+    shots: [1, 3]               # fewshot only
+    split_policy: glip
+    overrides: {toy.steps: 5}
+    executor: slurm
+    workload: toy
+    resources: {partition: debug, time: 30, ntasks_per_node: 1}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.jobs import DEFAULT_SHOTS, JobSpec, plan
+from harness.launch import EXECUTORS, Resources
+from harness.names import check_name
+from scaledet.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SweepFile:
+    suite: str
+    datasets: tuple[str, ...]
+    modes: tuple[str, ...]
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    shots: tuple[int, ...] = DEFAULT_SHOTS
+    split_policy: str = "glip"
+    overrides: tuple[tuple[str, Any], ...] = ()
+    executor: str = "debug"
+    workload: str = "scaledet"
+    resources: Resources = field(default_factory=Resources)
+    sweep: str | None = None
+
+    def plan(self) -> list[JobSpec]:
+        return plan(self.suite, self.datasets, self.modes, self.methods, self.seeds, shots=self.shots,
+                    split_policy=self.split_policy, overrides=self.overrides)
+
+
+_REQUIRED = ("suite", "datasets", "modes", "methods", "seeds")
+_LISTS = {"datasets": str, "modes": str, "methods": str, "seeds": int, "shots": int}
+_SCALARS = {"suite": str, "split_policy": str, "executor": str, "workload": str, "sweep": str}
+
+
+def load_sweep_file(path: Path) -> SweepFile:
+    """Read and validate a sweep file; every error names the file, the line and what was expected."""
+    text = Path(path).read_text()
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
+        raise ConfigError(f"{path}: expected a mapping of sweep settings at the top level")
+    lines = {key.value: key.start_mark.line + 1 for key, _ in root.value}
+    names = [f.name for f in fields(SweepFile)]
+    for key in data:
+        check_name("sweep key", key, names, f"{path}:{lines.get(key, '?')}")
+    for key in _REQUIRED:
+        if key not in data:
+            raise ConfigError(f"{path}: missing required key {key!r}")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{path}:{lines.get(key, '?')}: {key}"
+        values[key] = _convert(key, value, where)
+    if "resources" in values:
+        values["resources"] = Resources.from_dict(values["resources"], where=f"{path}:{lines['resources']}")
+    check_name("executor", values.get("executor", "debug"), EXECUTORS, f"{path}:{lines.get('executor', '?')}")
+    try:
+        sweep = SweepFile(**values)
+        sweep.plan()
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return sweep
+
+
+def _convert(key: str, value: Any, where: str) -> Any:
+    if key in _LISTS:
+        kind = _LISTS[key]
+        items = value if isinstance(value, list) else [value]
+        bad = [item for item in items if not isinstance(item, kind) or isinstance(item, bool)]
+        if bad or not items:
+            raise ConfigError(f"{where}: expected a non-empty list of {kind.__name__}, got {value!r}")
+        return tuple(items)
+    if key in _SCALARS:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    return tuple(sorted(value.items())) if key == "overrides" else value
