@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
+from harness.jobs import JobSpec
 from harness.reporting import UnseenRule, render_report
+from harness.reporting.cells import load_cells
+from harness.reporting.model import Table
+from harness.reporting.published import load_published
+from harness.reporting.render import Report, build_report, suite_datasets
+from harness.reporting.tables import ReportInput
+from harness.results import ResultRecord, write_record
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_STORE = GOLDEN / "store"
@@ -46,3 +54,31 @@ def unseen_rule() -> UnseenRule:
 def render_golden(out: Path) -> Path:
     """Render the golden store exactly as the golden test does; returns the Markdown path."""
     return render_report(GOLDEN_STORE, "odinw13", out, "golden", unseen=unseen_rule())
+
+
+@cache
+def golden_report() -> Report:
+    """The golden store's report, built in memory once (tables and figures, nothing written)."""
+    cells = load_cells(GOLDEN_STORE, "odinw13", "golden")
+    inp = ReportInput("odinw13", suite_datasets("odinw13", cells), cells, load_published("odinw13"),
+                      unseen_rule())
+    return build_report(inp, "golden")
+
+
+def table(report: Report, name: str) -> Table:
+    """The report's table called ``name``."""
+    return next(t for t in report.tables if t.name == name)
+
+
+def write_cell(root: Path, dataset: str, ap: float | None, *, mode: str = "direct", method: str = "scaledet",
+               seed: int = 0, per_class: dict[str, float] | None = None, upstream: str | None = "LVIS",
+               shots: int | None = None, suite: str = "demo", finished_at: str = "2026-11-01T00:00:00+00:00",
+               ) -> None:
+    """Write one result cell in the store's format (``ap=None``: a failed cell)."""
+    overrides = (("model.upstream", upstream),) if upstream else ()
+    spec = JobSpec(suite, dataset, mode, method, seed, shots, "glip", overrides)
+    measured = {"status": "failed", "error": "boom"} if ap is None else {
+        "status": "done", "metrics": {"AP": ap}, "per_class_ap": per_class or {}}
+    write_record(root, ResultRecord(sweep="s1", job_id=spec.job_id, spec=spec.to_dict(), **measured,
+                                    config={"lr": 0.0002}, text_encoder="minilm-l6", split_policy="glip",
+                                    git_sha="abc1234", finished_at=finished_at))  # fmt: skip

@@ -1,0 +1,150 @@
+"""Tables and averages from small stores written in the results format, with hand-computed values."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from report_fixtures import golden_report, table, write_cell
+
+from harness.reporting import UnseenRule
+from harness.reporting.cells import load_cells
+from harness.reporting.model import Missing, Stat
+from harness.reporting.published import load_published, printed_means
+from harness.reporting.render import build_report, suite_datasets
+from harness.reporting.tables import ReportInput
+from scaledet.errors import DataError
+
+UNSEEN_Y = UnseenRule("only y of A", lambda upstream: {"A": frozenset({"y"})})
+
+
+def _report(root: Path, unseen: UnseenRule | None = UNSEEN_Y, suite: str = "demo"):
+    cells = load_cells(root, suite)
+    return build_report(ReportInput(suite, suite_datasets(suite, cells), cells, None, unseen), "t")
+
+
+def _two_seed_store(root: Path) -> None:
+    """Suite demo: A (classes x, y) and B (class z), seeds 0 and 1."""
+    write_cell(root, "A", 0.4, seed=0, per_class={"x": 0.2, "y": 0.6})
+    write_cell(root, "B", 0.8, seed=0, per_class={"z": 0.8})
+    write_cell(root, "A", 0.5, seed=1, per_class={"x": 0.3, "y": 0.7})
+    write_cell(root, "B", 0.6, seed=1, per_class={"z": 0.6})
+
+
+def test_published_means_recompute_from_per_dataset_numbers() -> None:
+    inp = ReportInput("odinw13", suite_datasets("odinw13", None), load_published().cells[:0],
+                      load_published(), None)  # fmt: skip
+    report = build_report(inp, "published only")
+    finetune = table(report, "per_dataset_finetune")
+    assert finetune.cell("ScaleDet-B (published)", "mean").text() == "71.8"
+    assert finetune.cell("GLIP-T (published)", "mean").text() == "64.9"
+    assert finetune.cell("ScaleDet-B (published)", "mean").mean == pytest.approx(933.3 / 13)
+    for mode in ("direct", "finetune"):
+        for method, printed in printed_means(mode).items():
+            cell = table(report, "summary").cell(f"{method} (published)", {"direct": "direct mAP",
+                                                                            "finetune": "fine-tune mAP"}[mode])
+            assert abs(cell.mean - printed) < 0.05, (mode, method)
+
+
+def test_three_averages_hand_computed(tmp_path: Path) -> None:
+    _two_seed_store(tmp_path)
+    averages = table(_report(tmp_path), "averages_direct")
+    label = "scaledet [LVIS]"
+    # per seed: mAP 60 and 55; mAP_C (20+60+80)/3 and (30+70+60)/3; unseen (y of A) 60 and 70
+    assert averages.cell(label, "mAP") == Stat(57.5, math.sqrt(12.5), 2)
+    assert averages.cell(label, "mAP_C").mean == pytest.approx(160 / 3)
+    assert averages.cell(label, "mAP_C").std == pytest.approx(0.0, abs=1e-9)
+    assert averages.cell(label, "mAP_unseen").mean == pytest.approx(65.0)
+    assert averages.cell(label, "mAP_unseen").text() == "65.0 ± 7.1"
+    assert any("Unseen-class rule: only y of A." == note for note in averages.footnotes)
+
+
+def test_per_dataset_table_mean_std_over_seeds_and_one_seed_without_pm(tmp_path: Path) -> None:
+    _two_seed_store(tmp_path)
+    write_cell(tmp_path, "A", 0.25, method="baseline", upstream="COCO")
+    write_cell(tmp_path, "B", 0.35, method="baseline", upstream="COCO")
+    direct = table(_report(tmp_path), "per_dataset_direct")
+    assert [r.label for r in direct.rows] == ["scaledet [LVIS]", "baseline [COCO]"]
+    assert direct.columns == ("A", "B", "mean")
+    assert direct.cell("scaledet [LVIS]", "A").text() == "45.0 ± 7.1"
+    assert direct.cell("baseline [COCO]", "A").text() == "25.0"
+    assert direct.cell("baseline [COCO]", "mean") == Stat(30.0, 0.0, 1)
+
+
+def test_missing_and_failed_cells_say_so(tmp_path: Path) -> None:
+    write_cell(tmp_path, "A", 0.4, per_class={"x": 0.4})
+    write_cell(tmp_path, "B", 0.6, method="baseline", upstream="COCO")
+    write_cell(tmp_path, "B", None)
+    report = _report(tmp_path)
+    direct = table(report, "per_dataset_direct")
+    assert direct.cell("scaledet [LVIS]", "B") == Missing("failed")
+    assert direct.cell("baseline [COCO]", "A") == Missing("missing")
+    assert direct.cell("scaledet [LVIS]", "mean").text() == "missing (1/2 datasets)"
+    assert table(report, "summary").cell("scaledet [LVIS]", "fine-tune mAP").text() == "missing"
+    assert "| missing " in "".join(r.label + "".join(f"| {c.text()} " for c in r.cells) for r in direct.rows)
+
+
+def test_dataset_and_checkpoint_without_unseen_classes(tmp_path: Path) -> None:
+    _two_seed_store(tmp_path)
+    write_cell(tmp_path, "A", 0.5, upstream="LVIS+COCO", per_class={"x": 0.5})
+    write_cell(tmp_path, "B", 0.5, upstream="LVIS+COCO", per_class={"z": 0.5})
+    write_cell(tmp_path, "A", 0.5, upstream=None, method="baseline", per_class={"x": 0.5})
+    write_cell(tmp_path, "B", 0.5, upstream=None, method="baseline", per_class={"z": 0.5})
+    rule = UnseenRule("by upstream", lambda up: {"A": frozenset({"y"})} if up == ("LVIS",) else {})
+    report = _report(tmp_path, rule)
+    averages = table(report, "averages_direct")
+    assert averages.cell("scaledet [LVIS+COCO]", "mAP_unseen") == Missing("n/a (no unseen classes)")
+    assert averages.cell("baseline", "mAP_unseen") == Missing("n/a (upstream unknown)")
+    assert averages.cell("scaledet [LVIS]", "mAP_unseen").mean == pytest.approx(65.0)
+    from harness.reporting.render import markdown
+
+    text = markdown(report)
+    assert "- upstream LVIS: A: y. Datasets with no unseen classes: B." in text
+    assert "- upstream LVIS+COCO: none. Datasets with no unseen classes: A, B." in text
+
+
+def test_without_unseen_rule_the_report_says_so(tmp_path: Path) -> None:
+    _two_seed_store(tmp_path)
+    averages = table(_report(tmp_path, unseen=None), "averages_direct")
+    assert averages.cell("scaledet [LVIS]", "mAP_unseen") == Missing("n/a (no unseen rule)")
+    assert any("Unseen-class rule: none available" in note for note in averages.footnotes)
+
+
+def test_no_per_class_ap_gives_na_for_class_averages(tmp_path: Path) -> None:
+    write_cell(tmp_path, "A", 0.4)
+    averages = table(_report(tmp_path), "averages_direct")
+    assert averages.cell("scaledet [LVIS]", "mAP_C") == Missing("n/a (no per-class AP)")
+    assert averages.cell("scaledet [LVIS]", "mAP_unseen") == Missing("n/a (no per-class AP)")
+
+
+def test_ablation_pairs_hard_and_soft_on_the_same_upstream() -> None:
+    report = golden_report()
+    ablation = table(report, "ablation")
+    assert [r.label for r in ablation.rows] == ["LVIS", "LVIS+COCO"]
+    assert ablation.cell("LVIS", "L_hl mAP") == Missing("missing")
+    assert ablation.cell("LVIS+COCO", "L_hl mAP").text() == "missing (11/13 datasets)"
+    scaling = table(report, "scaling")
+    assert ablation.cell("LVIS+COCO", "L_hl+L_sl mAP") == scaling.cell("2: LVIS+COCO", "mAP")
+    assert ablation.cell("LVIS+COCO", "L_hl+L_sl mAP_C") == scaling.cell("2: LVIS+COCO", "mAP_C")
+
+
+def test_fewshot_table_by_shots_over_seeds() -> None:
+    fewshot = table(golden_report(), "fewshot")
+    assert fewshot.columns == ("1-shot", "3-shot")
+    assert all(isinstance(c, Stat) and c.n == 2 for c in fewshot.rows[0].cells)
+
+
+def test_adapter_reads_store_fields(tmp_path: Path) -> None:
+    write_cell(tmp_path, "A", 0.25, per_class={"x": 0.5}, upstream="LVIS+COCO", shots=3, mode="fewshot")
+    cells = load_cells(tmp_path, "demo")
+    row = cells.iloc[0]
+    assert (row["ap"], row["per_class"], row["upstream"], row["shots"]) == (25.0, {"x": 50.0}, "LVIS+COCO", 3)
+    assert (row["commit"], row["date"], len(row["config_hash"])) == ("abc1234", "2026-11-01T00:00:00+00:00", 12)
+    assert load_cells(tmp_path, "odinw13").empty
+
+
+def test_adapter_rejects_ap_outside_fractions(tmp_path: Path) -> None:
+    write_cell(tmp_path, "A", 45.0)
+    with pytest.raises(DataError, match=r"AP = 45.0, expected a fraction in \[0, 1\]"):
+        load_cells(tmp_path, "demo")
