@@ -73,9 +73,10 @@ def table(report: Report, name: str) -> Table:
 def write_cell(root: Path, dataset: str, ap: float | None, *, mode: str = "direct", method: str = "scaledet",
                seed: int = 0, per_class: dict[str, float] | None = None, upstream: str | None = "LVIS",
                shots: int | None = None, suite: str = "demo", finished_at: str = "2026-11-01T00:00:00+00:00",
-               ) -> None:
+               pretrained: str | None = None) -> None:
     """Write one result cell in the store's format (``ap=None``: a failed cell)."""
     overrides = (("model.upstream", upstream),) if upstream else ()
+    overrides += (("pretrained", pretrained),) if pretrained else ()
     spec = JobSpec(suite, dataset, mode, method, seed, shots, "glip", overrides)
     measured = {"status": "failed", "error": "boom"} if ap is None else {
         "status": "done", "metrics": {"AP": ap}, "per_class_ap": per_class or {}}

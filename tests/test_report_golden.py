@@ -31,7 +31,7 @@ def test_provenance_date_comes_from_the_results_not_the_clock(tmp_path: Path) ->
 
 def test_cli_report_renders_into_out(tmp_path: Path, capsys) -> None:
     out = tmp_path / "report"
-    code = main(["report", "--suite", "odinw13", "--sweep", "golden", "--results", str(GOLDEN_STORE),
+    code = main(["report", "--suite", "odinw13", "--sweep", "golden", "--results-root", str(GOLDEN_STORE),
                  "--out", str(out)])  # fmt: skip
     assert code == 0
     assert capsys.readouterr().out.strip() == str(out / "README.md")

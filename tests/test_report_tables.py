@@ -148,3 +148,13 @@ def test_adapter_rejects_ap_outside_fractions(tmp_path: Path) -> None:
     write_cell(tmp_path, "A", 45.0)
     with pytest.raises(DataError, match=r"AP = 45.0, expected a fraction in \[0, 1\]"):
         load_cells(tmp_path, "demo")
+
+
+def test_rows_distinguish_checkpoints_of_the_same_method(tmp_path: Path) -> None:
+    write_cell(tmp_path, "A", 0.4, upstream=None, pretrained="scaledet-r50-lc")
+    write_cell(tmp_path, "A", 0.6, upstream=None, pretrained="scaledet-r50-lcoo")
+    write_cell(tmp_path, "A", 0.5, upstream="LVIS", pretrained="mine.pth")
+    direct = table(_report(tmp_path), "per_dataset_direct")
+    assert [r.label for r in direct.rows] == [
+        "scaledet (scaledet-r50-lc)", "scaledet (scaledet-r50-lcoo)", "scaledet [LVIS] (mine.pth)"]
+    assert [r.cells[0].text() for r in direct.rows] == ["40.0", "60.0", "50.0"]

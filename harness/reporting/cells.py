@@ -1,7 +1,7 @@
 """Input adapter: the results store's long frame -> one row per result cell, as every table reads it.
 
 A cell row has: suite, dataset, mode, method, upstream (the checkpoint's upstream datasets joined by
-``+``, '' if unknown), seed, shots (0 outside few-shot), status, ap (points x100, NaN if failed),
+``+``, '' if unknown), checkpoint (``--pretrained`` name or ``--checkpoint`` path, '' if none), seed, shots (0 outside few-shot), status, ap (points x100, NaN if failed),
 per_class (class -> AP points), split_policy, text_encoder, commit, config_hash, date.
 
 ``harness.results.load_frame`` supplies the metrics and most fields. Three things the report needs are not
@@ -28,11 +28,12 @@ from scaledet.errors import DataError
 log = logging.getLogger(__name__)
 
 CELL_COLUMNS = [
-    "suite", "dataset", "mode", "method", "upstream", "seed", "shots", "status", "ap", "per_class",
+    "suite", "dataset", "mode", "method", "upstream", "checkpoint", "seed", "shots", "status", "ap", "per_class",
     "split_policy", "text_encoder", "commit", "config_hash", "date",
 ]  # fmt: skip
 REPORT_MODES = ("direct", "finetune", "fewshot")  # pretrain cells are upstream results, not ODinW transfer
 UPSTREAM_KEYS = ("upstream", "model.upstream", "train.upstream", "pretrain.upstream", "checkpoint.upstream")
+CHECKPOINT_KEYS = ("pretrained", "checkpoint")  # `harness run --pretrained/--checkpoint` overrides
 
 
 def _dotted(data: Mapping[str, Any], path: str) -> Any:
@@ -53,6 +54,12 @@ def upstream_of(record: results.ResultRecord) -> str:
     return ""
 
 
+def checkpoint_of(record: results.ResultRecord) -> str:
+    """The named pretrained model or checkpoint path the transfer started from ('' if none)."""
+    overrides = dict(tuple(pair) for pair in record.spec.get("overrides", ()))
+    return next((str(overrides[key]) for key in CHECKPOINT_KEYS if overrides.get(key)), "")
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
     """First 12 hex digits of the SHA-256 of the config's canonical JSON."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
@@ -61,7 +68,7 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 def record_extras(record: results.ResultRecord) -> dict[str, str]:
     """What the report needs from a record beyond ``load_frame``'s columns."""
-    return {"upstream": upstream_of(record), "config_hash": config_hash(record.config),
+    return {"upstream": upstream_of(record), "checkpoint": checkpoint_of(record), "config_hash": config_hash(record.config),
             "date": record.finished_at or "unknown"}  # fmt: skip
 
 
@@ -87,7 +94,7 @@ def _cell(job: pd.DataFrame, extras: Mapping[str, str]) -> dict[str, Any]:
         raise DataError(f"{where}: metrics has no 'AP', expected COCO AP as a fraction in [0, 1]")
     return {
         **{key: str(first[key]) for key in ("suite", "dataset", "mode", "method")},
-        "upstream": extras["upstream"], "seed": int(first["seed"]),
+        "upstream": extras["upstream"], "checkpoint": extras["checkpoint"], "seed": int(first["seed"]),
         "shots": 0 if pd.isna(first["shots"]) else int(first["shots"]), "status": str(first["status"]),
         "ap": _points(float(overall.iloc[0]), where) if done else math.nan,
         "per_class": {str(n): _points(float(v), where) for n, v in zip(classes["class_name"], classes["value"],

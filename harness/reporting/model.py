@@ -65,8 +65,9 @@ class Table:
         return row.cells[self.columns.index(column)]
 
 
-def row_label(method: str, upstream: str, published: bool = False) -> str:
-    """``GLIP-T (published)``, ``scaledet [LVIS+COCO]`` or ``scaledet`` when the upstream is unknown."""
+def row_label(method: str, upstream: str, published: bool = False, checkpoint: str = "") -> str:
+    """``GLIP-T (published)``, ``scaledet [LVIS+COCO]``, ``scaledet (ckpt.pth)`` or ``scaledet``."""
     if published:
         return f"{method} (published)"
-    return f"{method} [{upstream}]" if upstream else method
+    label = f"{method} [{upstream}]" if upstream else method
+    return f"{label} ({checkpoint})" if checkpoint else label

@@ -32,16 +32,18 @@ class ReportInput:
     unseen: avg.UnseenRule | None = None
 
 
-def _sort_key(key: tuple[str, str]) -> tuple[int, str, int, str]:
-    method, upstream = key
-    return (METHOD_ORDER.get(method, 9), method, len(upstream.split("+")) if upstream else 0, upstream)
+def _sort_key(key: tuple[str, ...]) -> tuple[int, str, int, str, str]:
+    method, upstream, checkpoint = (*key, "")[:3]
+    size = len(upstream.split("+")) if upstream else 0
+    return (METHOD_ORDER.get(method, 9), method, size, upstream, checkpoint)
 
 
-def _groups(cells: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
-    """(method, upstream, cells) per checkpoint row, in the report's order."""
-    groups = dict(iter(cells.groupby(["method", "upstream"], sort=False)))
-    for key in sorted(groups, key=_sort_key):
-        yield key[0], key[1], groups[key]
+def _groups(cells: pd.DataFrame) -> Iterator[tuple[str, str, str, pd.DataFrame]]:
+    """(row label, method, upstream, cells) per method and checkpoint, in the report's order."""
+    groups = dict(iter(cells.groupby(["method", "upstream", "checkpoint"], sort=False)))
+    for method, upstream, checkpoint in sorted(groups, key=_sort_key):
+        label = row_label(method, upstream, checkpoint=checkpoint)
+        yield label, method, upstream, groups[(method, upstream, checkpoint)]
 
 
 def _published_groups(inp: ReportInput, mode: str) -> Iterator[tuple[str, pd.DataFrame]]:
@@ -79,8 +81,8 @@ def _published_note(inp: ReportInput) -> tuple[str, ...]:
 
 def per_dataset_table(inp: ReportInput, mode: str) -> Table:
     """Table D style: one row per method/checkpoint, one column per dataset, then the mean."""
-    rows = [Row(row_label(m, u), (*_dataset_cells(g, inp.datasets), avg.over_seeds(g, inp.datasets,
-                avg.dataset_mean)), m, u) for m, u, g in _groups(_mode(inp, mode))]  # fmt: skip
+    rows = [Row(label, (*_dataset_cells(g, inp.datasets), avg.over_seeds(g, inp.datasets,
+                avg.dataset_mean)), m, u) for label, m, u, g in _groups(_mode(inp, mode))]  # fmt: skip
     rows += [Row(row_label(m, "", True), (*_dataset_cells(g, inp.datasets),
                  avg.over_seeds(g, inp.datasets, avg.dataset_mean)), m, "", True)
              for m, g in _published_groups(inp, mode)]  # fmt: skip
@@ -92,18 +94,19 @@ def per_dataset_table(inp: ReportInput, mode: str) -> Table:
 def summary_table(inp: ReportInput) -> Table:
     """Table 7 style: the mean over datasets per method, direct and fine-tune side by side."""
     modes = ("direct", "finetune")
-    cells: dict[tuple[str, str, bool], dict[str, Cell]] = {}
+    cells: dict[tuple[str, str, str, bool], dict[str, Cell]] = {}  # (label, method, upstream, published)
     for mode in modes:
-        for m, u, g in _groups(_mode(inp, mode)):
-            cells.setdefault((m, u, False), {})[mode] = avg.over_seeds(g, inp.datasets, avg.dataset_mean)
+        for label, m, u, g in _groups(_mode(inp, mode)):
+            cells.setdefault((label, m, u, False), {})[mode] = avg.over_seeds(g, inp.datasets, avg.dataset_mean)
         for m, g in _published_groups(inp, mode):
-            cells.setdefault((m, "", True), {})[mode] = avg.over_seeds(g, inp.datasets, avg.dataset_mean)
+            key = (row_label(m, "", True), m, "", True)
+            cells.setdefault(key, {})[mode] = avg.over_seeds(g, inp.datasets, avg.dataset_mean)
         for (pmode, m), mean in (inp.published.means.items() if inp.published else ()):
             if pmode == mode:
-                cells.setdefault((m, "", True), {})[mode] = Stat(mean, 0.0, 1)
-    own = sorted((k for k in cells if not k[2]), key=lambda k: _sort_key(k[:2]))
-    keys = own + [k for k in cells if k[2]]
-    rows = tuple(Row(row_label(*k), tuple(cells[k].get(mode, Missing("missing")) for mode in modes), *k)
+                cells.setdefault((row_label(m, "", True), m, "", True), {})[mode] = Stat(mean, 0.0, 1)
+    own = sorted((k for k in cells if not k[3]), key=lambda k: (*_sort_key(k[1:3]), k[0]))
+    keys = own + [k for k in cells if k[3]]
+    rows = tuple(Row(k[0], tuple(cells[k].get(mode, Missing("missing")) for mode in modes), *k[1:])
                  for k in keys)  # fmt: skip
     notes = ("Each value is the " + avg.DEFINITIONS["mAP"], CELL_NOTE, *_published_note(inp))
     return Table("summary", "Summary: direct and fine-tune transfer (like Table 7)",
@@ -126,7 +129,7 @@ def average_notes(inp: ReportInput) -> tuple[str, ...]:
 
 def averages_table(inp: ReportInput, mode: str) -> Table:
     """The three averages per method/checkpoint for one mode (run results only)."""
-    rows = tuple(Row(row_label(m, u), _averages(g, inp), m, u) for m, u, g in _groups(_mode(inp, mode)))
+    rows = tuple(Row(label, _averages(g, inp), m, u) for label, m, u, g in _groups(_mode(inp, mode)))
     return Table(f"averages_{mode}", f"Three averages, {MODE_TITLES[mode]}", AVERAGE_COLUMNS, rows,
                  footnotes=average_notes(inp))
 
@@ -152,7 +155,7 @@ def ablation_table(inp: ReportInput) -> Table:
 
 def scaling_table(inp: ReportInput, method: str = "scaledet") -> Table:
     """Figures 3-4 data: direct transfer of ``method`` per checkpoint, by number of upstream datasets."""
-    groups = [(u, g) for m, u, g in _groups(_mode(inp, "direct")) if m == method and u]
+    groups = [(u, g) for _, m, u, g in _groups(_mode(inp, "direct")) if m == method and u]
     rows = tuple(Row(f"{len(u.split('+'))}: {u}", (*_averages(g, inp), *_dataset_cells(g, inp.datasets)),
                      method, u) for u, g in groups)  # fmt: skip
     notes = ((f"Method {method}, direct transfer; rows are checkpoints ordered by their number of "
@@ -165,8 +168,8 @@ def fewshot_table(inp: ReportInput) -> Table:
     """Mean over datasets per number of shots (mean ± std over seeds), one row per method/checkpoint."""
     cells = _mode(inp, "fewshot")
     shots = sorted(set(cells["shots"]))
-    rows = tuple(Row(row_label(m, u), tuple(avg.over_seeds(g[g["shots"] == k], inp.datasets,
-                 avg.dataset_mean) for k in shots), m, u) for m, u, g in _groups(cells))  # fmt: skip
+    rows = tuple(Row(label, tuple(avg.over_seeds(g[g["shots"] == k], inp.datasets,
+                 avg.dataset_mean) for k in shots), m, u) for label, m, u, g in _groups(cells))  # fmt: skip
     notes = ("Each value is the " + avg.DEFINITIONS["mAP"], CELL_NOTE)
     return Table("fewshot", "Few-shot transfer: mean over datasets by number of shots",
                  tuple(f"{k}-shot" for k in shots), rows, footnotes=notes)
