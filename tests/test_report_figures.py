@@ -78,3 +78,19 @@ def test_shots_errorbars_equal_the_fewshot_table() -> None:
     segments = container.lines[2][0].get_segments()  # vertical error bars: (y - std, y + std)
     for segment, cell in zip(segments, row.cells, strict=True):
         assert segment[1][1] - segment[0][1] == pytest.approx(2 * cell.std)
+
+
+def test_figures_without_data_are_named_as_not_drawn(tmp_path: Path) -> None:
+    from report_fixtures import write_cell
+
+    from harness.reporting.cells import load_cells
+    from harness.reporting.render import build_report, markdown
+    from harness.reporting.tables import ReportInput
+
+    write_cell(tmp_path, "A", 0.4, method="baseline")
+    cells = load_cells(tmp_path, "demo")
+    report = build_report(ReportInput("demo", ("A",), cells), "t")
+    assert report.figures == {}
+    text = markdown(report)
+    assert "- Figure 3 style: averages vs upstream datasets: not drawn (no direct results of scaledet).\n" in text
+    assert "- AP vs shots: not drawn (no few-shot results).\n" in text

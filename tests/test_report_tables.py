@@ -158,3 +158,31 @@ def test_rows_distinguish_checkpoints_of_the_same_method(tmp_path: Path) -> None
     assert [r.label for r in direct.rows] == [
         "scaledet (scaledet-r50-lc)", "scaledet (scaledet-r50-lcoo)", "scaledet [LVIS] (mine.pth)"]
     assert [r.cells[0].text() for r in direct.rows] == ["40.0", "60.0", "50.0"]
+
+
+def test_default_unseen_rule_calls_datasets_unseen_classes(monkeypatch) -> None:
+    import sys
+    import types
+
+    from harness.reporting.render import default_unseen_rule
+
+    calls = []
+
+    def unseen_classes(suite, upstream, rule="names"):
+        calls.append((suite, upstream, rule))
+        return {"A": ["y"]}
+
+    monkeypatch.setitem(sys.modules, "harness.datasets", types.SimpleNamespace(unseen_classes=unseen_classes))
+    rule = default_unseen_rule("demo", ("A", "B"))
+    assert rule.classes(("LVIS", "COCO")) == {"A": frozenset({"y"})}
+    assert calls == [("demo", ["LVIS", "COCO"], "names")]
+    assert 'rule="names"' in rule.name
+
+
+@pytest.mark.parametrize("found", [{"A": ["y"], "B": []}, [("A", "y")], ["y"]])
+def test_unseen_classes_results_of_any_shape_are_normalised(found) -> None:
+    from harness.reporting.render import _normalise
+
+    unseen = _normalise(found, ("A", "B"))
+    assert unseen["A"] == frozenset({"y"})
+    assert unseen.get("B", frozenset()) <= frozenset({"y"})
