@@ -160,6 +160,8 @@ def render_report(results: Path, suite: str, out: Path, sweep: str | None = None
     Returns the path of the Markdown file.
     """
     cells = load_cells(Path(results), suite, sweep)
+    if cells.empty:
+        log.warning("no results of suite %s under %s%s", suite, results, f" (sweep {sweep})" if sweep else "")
     datasets = suite_datasets(suite, cells)
     rule = unseen or default_unseen_rule(suite, datasets)
     inp = tables.ReportInput(suite, datasets, cells, load_published(suite) if published else None, rule)
