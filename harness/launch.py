@@ -133,7 +133,7 @@ def _git_sha() -> str | None:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _cluster_env() -> tuple[int, int, str | None]:
@@ -239,7 +239,7 @@ class Submission:
             try:
                 job.result()
                 states[job_id] = "done"
-            except Exception as error:  # the failure record is already written by the runner
+            except Exception as error:  # noqa: BLE001 - any job error; the runner wrote its failure record
                 log.warning("job %s failed: %s", job_id, str(error).splitlines()[0] if str(error) else error)
                 states[job_id] = "failed"
         return states

@@ -13,8 +13,8 @@ def _probe() -> str | None:
     if shutil.which("sinfo") is None:
         return "SLURM client commands not installed (run scripts/slurm-local.sh install && start)"
     try:
-        nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True, timeout=20)
-        sacct = subprocess.run(["sacct", "-n", "-X"], capture_output=True, text=True, timeout=20)
+        nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], capture_output=True, text=True, timeout=20, check=False)
+        sacct = subprocess.run(["sacct", "-n", "-X"], capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.SubprocessError) as error:
         return f"SLURM not answering ({error}); run scripts/slurm-local.sh start"
     if nodes.returncode != 0 or not {"idle", "mix", "alloc"} & set(nodes.stdout.split()):

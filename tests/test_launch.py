@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from launch_fixtures import measured_records, toy_sweep
 
 from harness.cli import main
 from harness.jobs import JobSpec
@@ -13,7 +14,6 @@ from harness.launch import Resources, get_work, manifest_path, register_work, su
 from harness.results import read_record, result_path
 from harness.toywork import train_toy
 from scaledet.errors import ConfigError
-from launch_fixtures import measured_records, toy_sweep
 
 
 def test_debug_and_local_executors_give_the_same_results(tmp_path):

@@ -75,7 +75,8 @@ def parse_overrides(items: list[str]) -> tuple[tuple[str, object], ...]:
     return tuple(pairs)
 
 
-def resources_from_args(args: argparse.Namespace, base: Resources = Resources()) -> Resources:
+def resources_from_args(args: argparse.Namespace, base: Resources | None = None) -> Resources:
+    base = base or Resources()
     values = {k[4:]: v for k, v in vars(args).items() if k.startswith("res_") and v is not None}
     extra = dict(base.extra)
     for flag in args.sbatch:
