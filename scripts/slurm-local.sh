@@ -150,7 +150,6 @@ CONF
   chmod 0644 "$CONF_DIR/slurm.conf"
 }
 
-accounting_ok() { sacct -n -X -S now-1minutes 2>&1 | grep -qv "accounting storage is disabled"  || sacct -n -X -S now-1minutes >/dev/null 2>&1; }
 node_idle() { sinfo -h -N -o '%t' 2>/dev/null | grep -qx 'idle\|mix\|alloc'; }
 
 is_running() {
