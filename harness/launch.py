@@ -237,7 +237,7 @@ class Submission:
         states = {}
         for job_id, job in self.jobs.items():
             try:
-                job.result()
+                job.results()  # every task of multi-task (DDP) jobs
                 states[job_id] = "done"
             except Exception as error:  # noqa: BLE001 - any job error; the runner wrote its failure record
                 log.warning("job %s failed: %s", job_id, str(error).splitlines()[0] if str(error) else error)
