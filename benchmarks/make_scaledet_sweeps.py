@@ -1,0 +1,209 @@
+"""Write the sweep files that reproduce the paper's Table 1, Table 8 and Table 7 (``benchmarks/scaledet_sweeps/``).
+
+The sweep format (``harness.sweepfile``) holds one grid with one set of overrides per file, so every
+training schedule of Table C is its own file; cells shared between tables (Table 8's L_hl+L_sl rows are
+Table 1's ScaleDet runs) have the same job id and run once. Each file's header states its GPU budget:
+
+    GPU-hours = train.max_steps x data.batch_size / (images per second per GPU) / 3600
+
+Images per second per GPU are NOT measured here (no GPU on the development machine); they come from
+Detic's model zoo (docs/MODEL_ZOO.md, 8 x V100, the CenterNet2 recipe ScaleDet builds on):
+
+- ResNet-50 at 640: ``BoxSup-C2_L_CLIP_R5021k_640b64_4x`` = 90,000 iterations x 64 images in 17 h
+  -> 5,760,000 / (17 x 3600 x 8) = 11.76 images/s/GPU;
+- Swin-B at 896: ``BoxSup-C2_L_CLIP_SwinB_896b32_4x`` = 180,000 x 32 images in 43 h -> 4.65 images/s/GPU;
+- Swin-T at 896: no published figure; Swin-B's rate is used (an upper bound on time).
+
+Replace them with a measured rate of our detector when one exists (``RATES`` below) and re-run:
+``python benchmarks/make_scaledet_sweeps.py``. ``tests/test_upstream_sweeps.py`` checks the files are
+this script's output and load with ``harness.sweepfile.load_sweep_file``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.jobs import JobSpec
+
+log = logging.getLogger("make_scaledet_sweeps")
+OUT = Path(__file__).parent / "scaledet_sweeps"
+SEED = 3
+GPUS = 8  # the paper trains on 8 V100
+RATES = {  # images / s / GPU, see the module docstring
+    "r50": (5_760_000 / (17 * 3600 * 8), "Detic BoxSup-C2_L_CLIP_R5021k_640b64_4x: 90k x 64 images in 17 h on 8 V100"),
+    "swin-b": (5_760_000 / (43 * 3600 * 8), "Detic BoxSup-C2_L_CLIP_SwinB_896b32_4x: 180k x 32 images in 43 h on 8 V100"),
+    "swin-t": (5_760_000 / (43 * 3600 * 8), "no published Swin-T figure: Swin-B's rate (upper bound on time)"),
+}
+TRAIN_SIZE = {"r50": 640, "swin-t": 896, "swin-b": 896}
+SHORT = {"lvis": "L", "coco": "C", "objects365": "O365", "openimages": "OID"}
+# ODinW-13 image counts (GLIP paper Table 9 via ../shared/reference/odinw13.yaml): train, and the images
+# scored under the glip split policy (valid; EgoHands/Vehicles mini_val counted as their full valid).
+ODINW13 = ("AerialMaritimeDrone", "Aquarium", "CottontailRabbits", "EgoHands", "NorthAmericaMushrooms", "Packages",
+           "PascalVOC", "pistols", "pothole", "Raccoon", "ShellfishOpenImages", "thermalDogsAndPeople",
+           "VehiclesOpenImages")
+ODINW_TRAIN_IMAGES, ODINW_EVAL_IMAGES = 24_488, 4_938
+FINETUNE_EPOCHS = 12  # assumption until the ODinW finetune workload states its schedule
+
+
+@dataclass(frozen=True)
+class Pretrain:
+    """One row of Table C: datasets, method, schedule, backbone."""
+
+    datasets: tuple[str, ...]
+    method: str
+    steps: int
+    batch: int
+    backbone: str = "r50"
+
+    @property
+    def name(self) -> str:
+        return "+".join(SHORT[d] for d in self.datasets)
+
+    def overrides(self) -> dict[str, object]:
+        # Table C gives no decay steps: the preset's proportions (60k, 80k of 90k) are kept.
+        steps = (self.steps * 2 // 3, self.steps * 8 // 9)
+        return {"data.batch_size": self.batch, "data.train_size": TRAIN_SIZE[self.backbone],
+                "model.backbone": self.backbone, "train.lr": 0.0002, "train.lr_steps": f"[{steps[0]}, {steps[1]}]",
+                "train.max_steps": self.steps}
+
+    def spec(self) -> JobSpec:
+        dataset = "+".join(sorted(self.datasets))
+        return JobSpec("upstream", dataset, "pretrain", self.method, SEED, None, "glip",
+                       tuple(sorted(self.overrides().items())))
+
+    def gpu_hours(self) -> float:
+        return self.steps * self.batch / RATES[self.backbone][0] / 3600
+
+
+L, LC, LCO, LCOO = ("lvis",), ("lvis", "coco"), ("lvis", "coco", "objects365"), ("lvis", "coco", "objects365", "openimages")
+TABLE1 = {  # file stem -> run (paper Table C)
+    "table1_baseline_L": Pretrain(L, "baseline", 90_000, 64),
+    "table1_baseline_C": Pretrain(("coco",), "baseline", 90_000, 64),
+    "table1_baseline_O365": Pretrain(("objects365",), "baseline", 540_000, 64),
+    "table1_baseline_OID": Pretrain(("openimages",), "baseline", 540_000, 64),
+    "table1_scaledet_L+C": Pretrain(LC, "scaledet", 90_000, 64),
+    "table1_scaledet_L+C+O365": Pretrain(LCO, "scaledet", 400_000, 128),
+    "table1_scaledet_L+C+O365+OID": Pretrain(LCOO, "scaledet", 750_000, 128),
+}
+TABLE8 = {  # the L_hl rows; the L_hl + L_sl rows are Table 1's scaledet runs (same job ids)
+    "table8_hard_L+C": Pretrain(LC, "scaledet-hard", 90_000, 64),
+    "table8_hard_L+C+O365+OID": Pretrain(LCOO, "scaledet-hard", 750_000, 128),
+}
+TABLE7 = {  # ScaleDet-T/B pretraining (ScaleDet-R is Table 1's L+C+O365+OID run)
+    "table7_pretrain_swin-t": Pretrain(LCOO, "scaledet", 750_000, 128, "swin-t"),
+    "table7_pretrain_swin-b": Pretrain(LCOO, "scaledet", 750_000, 128, "swin-b"),
+}
+
+
+def pretrain_file(stem: str, run: Pretrain, table: str) -> str:
+    rate, source = RATES[run.backbone]
+    hours = run.gpu_hours()
+    wall = hours / GPUS
+    lines = [
+        f"# {table}: {run.method} on {run.name} ({run.backbone}, {TRAIN_SIZE[run.backbone]} px), Table C schedule.",
+        "# Written by benchmarks/make_scaledet_sweeps.py; edit that script, not this file.",
+        (f"# GPU budget: {run.steps:,} iterations x {run.batch} images / {rate:.2f} images/s/GPU "
+         f"= {hours:,.1f} GPU-hours ({wall:,.1f} h on {GPUS} GPUs)"),
+        f"#   rate: {source}",
+        f"# pretrain job id: {run.spec().job_id} (checkpoints in runs/{run.spec().job_id}/)",
+        "# Evaluation on the four upstream val sets (COCO AP for C and O365, LVIS federated AP, OpenImages",
+        "# AP50 over the expanded hierarchy) is the pretrain work's; the text encoder is CLIP ViT-B/32 (paper §4.2).",
+        f"sweep: {stem.replace('_', '-').replace('+', '-').lower()}",
+        "suite: upstream",
+        f"datasets: [{', '.join(run.datasets)}]",
+        "modes: [pretrain]",
+        f"methods: [{run.method}]",
+        f"seeds: [{SEED}]",
+        "overrides:",
+        *[f"  {key}: {_yaml(value)}" for key, value in sorted(run.overrides().items())],
+        "executor: slurm",
+        "workload: scaledet",
+        f"resources: {{nodes: 1, gpus_per_node: {GPUS}, ntasks_per_node: {GPUS}, cpus_per_task: 8, time: 1440}}",
+        "# time is 24 h per allocation: longer runs are requeued and resume from their last checkpoint.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def transfer_file(stem: str, source: Pretrain, modes: tuple[str, ...], table: str) -> str:
+    rate = RATES[source.backbone][0]
+    eval_hours = ODINW_EVAL_IMAGES / rate / 3600 * len(modes)
+    finetune_hours = FINETUNE_EPOCHS * ODINW_TRAIN_IMAGES / rate / 3600 if "finetune" in modes else 0.0
+    job = source.spec().job_id
+    lines = [
+        f"# {table}: {' and '.join(modes)} transfer to ODinW-13 from {source.method} {source.name} ({source.backbone}).",
+        "# Written by benchmarks/make_scaledet_sweeps.py; edit that script, not this file.",
+        f"# GPU budget: evaluation {ODINW_EVAL_IMAGES:,} images x {len(modes)} mode(s) / {rate:.2f} images/s/GPU"
+        + (f" + finetune {FINETUNE_EPOCHS} epochs x {ODINW_TRAIN_IMAGES:,} train images (assumed schedule)"
+           if finetune_hours else "")
+        + f" = {eval_hours + finetune_hours:,.1f} GPU-hours (training rate used for evaluation too: approximate)",
+        f"# Needs the pretrain job {job} first (its sweep file is {_stem_of(source)}.yaml).",
+        f"sweep: {stem.replace('_', '-').replace('+', '-').lower()}",
+        "suite: odinw13",
+        f"datasets: [{', '.join(ODINW13)}]",
+        f"modes: [{', '.join(modes)}]",
+        "methods: [scaledet]",
+        f"seeds: [{SEED}]",
+        "split_policy: glip",
+        "overrides:",
+        f"  checkpoint: runs/{job}/last.pt",
+        f"  model.backbone: {source.backbone}",
+        "executor: slurm",
+        "workload: scaledet",
+        "resources: {nodes: 1, gpus_per_node: 1, ntasks_per_node: 1, cpus_per_task: 8, time: 240}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _stem_of(run: Pretrain) -> str:
+    return next(stem for table in (TABLE1, TABLE8, TABLE7) for stem, r in table.items() if r == run)
+
+
+def _yaml(value: object) -> str:
+    return f'"{value}"' if isinstance(value, str) and value.startswith("[") else str(value)
+
+
+def all_files() -> dict[str, str]:
+    """File name -> content of every sweep file."""
+    files = {f"{stem}.yaml": pretrain_file(stem, run, "Table 1") for stem, run in TABLE1.items()}
+    files.update({f"{stem}.yaml": pretrain_file(stem, run, "Table 8a") for stem, run in TABLE8.items()})
+    files.update({f"{stem}.yaml": pretrain_file(stem, run, "Table 7") for stem, run in TABLE7.items()})
+    for stem, run in (("table8b_direct_hard_L+C", TABLE8["table8_hard_L+C"]),
+                      ("table8b_direct_L+C", TABLE1["table1_scaledet_L+C"]),
+                      ("table8b_direct_hard_L+C+O365+OID", TABLE8["table8_hard_L+C+O365+OID"])):
+        files[f"{stem}.yaml"] = transfer_file(stem, run, ("direct",), "Table 8b")
+    for stem, run in (("table7_transfer_r50", TABLE1["table1_scaledet_L+C+O365+OID"]),
+                      ("table7_transfer_swin-t", TABLE7["table7_pretrain_swin-t"]),
+                      ("table7_transfer_swin-b", TABLE7["table7_pretrain_swin-b"])):
+        files[f"{stem}.yaml"] = transfer_file(stem, run, ("direct", "finetune"), "Table 7 (and Table 8b, L_hl+L_sl)")
+    return files
+
+
+def budget_summary() -> list[tuple[str, float]]:
+    """(table, GPU-hours of its pretraining runs, each counted once across tables)."""
+    seen: set[str] = set()
+    rows = []
+    for table, runs in (("Table 1", TABLE1), ("Table 8a (L_hl runs)", TABLE8), ("Table 7 (Swin-T/B)", TABLE7)):
+        new = [r for r in runs.values() if r.spec().job_id not in seen]
+        seen.update(r.spec().job_id for r in new)
+        rows.append((table, sum(r.gpu_hours() for r in new)))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, text in all_files().items():
+        (args.out / name).write_text(text)
+    for table, hours in budget_summary():
+        log.info("%s: %.0f GPU-hours", table, hours)
+    log.info("wrote %d files to %s", len(all_files()), args.out)
+
+
+if __name__ == "__main__":
+    main()
