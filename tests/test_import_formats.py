@@ -1,4 +1,4 @@
-"""`harness data import` on small hand-made exports: each rule of harness.importers with exact expected values."""
+"""`harness data import` on small hand-made COCO / YOLO exports: each rule with exact expected values."""
 
 from __future__ import annotations
 
@@ -95,7 +95,8 @@ def test_empty_label_files_are_kept_as_images_without_objects(tmp_path):
 
 
 def test_image_without_label_file_is_kept_and_reported(tmp_path):
-    source = yolo_export(tmp_path / "src", ["package"], {**THREE_SPLITS, "train": {"a": None, "b": "0 .5 .5 .1 .1"}})
+    source = yolo_export(tmp_path / "src", ["package"],
+                         {**THREE_SPLITS, "train": {"a": None, "b": "0 .5 .5 .1 .1"}})
     (source / "train" / "labels" / "stray.txt").write_text("0 0.5 0.5 0.1 0.1\n")
     summary = import_dataset(PACKAGES, source, root=tmp_path / "root")
     assert summary.splits["train"].images == 2
@@ -149,7 +150,8 @@ def test_class_mismatch_names_both_lists(tmp_path):
 def test_class_names_match_case_insensitively(tmp_path):
     source = yolo_export(tmp_path / "src", ["COW", "Chanterelle"], THREE_SPLITS)
     import_dataset(MUSHROOMS, source, root=tmp_path / "root")
-    assert [c["name"] for c in written(MUSHROOMS, "train", tmp_path / "root")["categories"]] == ["CoW", "chanterelle"]
+    categories = written(MUSHROOMS, "train", tmp_path / "root")["categories"]
+    assert [c["name"] for c in categories] == ["CoW", "chanterelle"]
     assert written(MUSHROOMS, "train", tmp_path / "root")["annotations"][0]["category_id"] == 1
 
 
@@ -163,7 +165,7 @@ def test_data_yaml_nc_must_match_names(tmp_path):
 # --- COCO ---------------------------------------------------------------------------------------------
 
 def test_coco_root_category_is_dropped_and_ids_follow_the_registry(tmp_path):
-    # Roboflow: id 0 is the project (no boxes); ids 1, 2 in the source's order, which differs from the registry's
+    # Roboflow: id 0 is the project (no boxes); ids 1, 2 in the source's order (not the registry's)
     source = coco_export(tmp_path / "src", [(1, "chanterelle"), (2, "CoW")], {
         "train": [("x.jpg", [(1, [1, 2, 10, 5]), (2, [0, 0, 40, 30])]), ("y.jpg", [])],
         "valid": [("v.jpg", [(2, [30, 20, 20, 20])])], "test": [("t.jpg", [(1, [5, 5, 0, 3])])]})
@@ -174,7 +176,8 @@ def test_coco_root_category_is_dropped_and_ids_follow_the_registry(tmp_path):
     assert [(a["image_id"], a["category_id"], a["bbox"]) for a in train["annotations"]] == [
         (1, 2, [1.0, 2.0, 10.0, 5.0]), (1, 1, [0.0, 0.0, 40.0, 30.0])]
     assert [i["file_name"] for i in train["images"]] == ["x.jpg", "y.jpg"]
-    assert written(MUSHROOMS, "valid", tmp_path / "root")["annotations"][0]["bbox"] == [30.0, 20.0, 10.0, 10.0]
+    valid = written(MUSHROOMS, "valid", tmp_path / "root")
+    assert valid["annotations"][0]["bbox"] == [30.0, 20.0, 10.0, 10.0]
     assert {s: dict(c.fixes) for s, c in summary.splits.items()} == {
         "train": {"root_category": 1}, "valid": {"root_category": 1, "clipped": 1},
         "test": {"root_category": 1, "zero_area": 1}}
@@ -219,6 +222,12 @@ def test_auto_detects_each_format_and_fails_clearly_otherwise(tmp_path):
         detect_format(both)
 
 
+def test_missing_source_folder_is_a_data_error_for_every_format(tmp_path):
+    for fmt in ("coco", "yolo", "voc", "auto"):
+        with pytest.raises(DataError, match="nowhere: not a folder"):
+            import_dataset(PACKAGES, tmp_path / "nowhere", fmt, root=tmp_path / "root")
+
+
 def test_unknown_format_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="unknown format 'yml'; valid: coco, voc, yolo"):
         import_dataset(PACKAGES, tmp_path, "yml", root=tmp_path / "root")
@@ -236,7 +245,8 @@ def test_existing_dataset_needs_overwrite_and_failed_import_leaves_nothing(tmp_p
     with pytest.raises(DataError, match=r"cannot read image size of .*c\.jpg"):
         import_dataset(PACKAGES, source, root=root, overwrite=True)
     assert sorted(p.name for p in PACKAGES.folder(root).parent.iterdir()) == [PACKAGES.variant]
-    assert json.loads((PACKAGES.folder(root) / RECORD_FILE).read_text())["splits"]["test"]["files"] == ["c.jpg"]
+    record = json.loads((PACKAGES.folder(root) / RECORD_FILE).read_text())
+    assert record["splits"]["test"]["files"] == ["c.jpg"]
     make_image(source / "test" / "images" / "c.jpg")
     (source / "test" / "images" / "d.jpg").write_bytes((source / "test" / "images" / "c.jpg").read_bytes())
     again = import_dataset(PACKAGES, source, root=root, overwrite=True)

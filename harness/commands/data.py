@@ -15,8 +15,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     sub = actions.add_parser(
         "import", help="import a local Roboflow COCO / YOLO / Pascal VOC export as an ODinW dataset",
-        description="Write <root>/odinw/<Name>/<variant>/<split>/annotations_without_background.json with the "
-                    "split's images beside it; category ids are the registry's (matched by name).")
+        description="Write <root>/odinw/<Name>/<variant>/<split>/annotations_without_background.json with "
+                    "the split's images beside it; category ids are the registry's (matched by name).")
     sub.add_argument("name", metavar="NAME", help="ODinW dataset name, e.g. Aquarium")
     sub.add_argument("--from", dest="source", type=Path, required=True, metavar="PATH",
                      help="the unpacked export folder")

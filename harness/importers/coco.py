@@ -27,7 +27,8 @@ def split_files(source: Path) -> dict[str, Path]:
         split = split_name(child.name)
         if split and (child / ANNOTATION_NAME).is_file():
             if split in found:
-                raise DataError(f"{source}: split {split} appears twice ({found[split].parent.name}, {child.name})")
+                raise DataError(f"{source}: split {split} appears twice "
+                                f"({found[split].parent.name}, {child.name})")
             found[split] = child / ANNOTATION_NAME
     return found
 
@@ -40,8 +41,8 @@ def read(source: Path) -> SourceDataset:
     """Every split of a Roboflow COCO export, class names in order of first appearance by category id."""
     files = split_files(source)
     if not files:
-        raise DataError(f"{source}: no COCO split found (expected <split>/{ANNOTATION_NAME} for split folders "
-                        "train, valid, test)")
+        raise DataError(f"{source}: no COCO split found (expected <split>/{ANNOTATION_NAME} for split "
+                        "folders train, valid, test)")
     names: list[str] = []
     splits: dict[str, list[SourceImage]] = {}
     fixes: dict[str, Counter[str]] = {}
@@ -105,8 +106,8 @@ def _read_split(path: Path, names: list[str], fixes: Counter[str]) -> list[Sourc
         file_name = safe_relative(image["file_name"], f"{path}: image {image['id']}")
         image_path = path.parent / file_name
         if not image_path.is_file():
-            raise DataError(f"{path}: image {image['id']}: file {image_path} not found (file_name is relative "
-                            "to the json's folder)")
+            raise DataError(f"{path}: image {image['id']}: file {image_path} not found (file_name is "
+                            "relative to the json's folder)")
         width, height = image.get("width"), image.get("height")
         sized = isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0
         out.append(SourceImage(image_path, file_name, tuple(boxes[image["id"]]),

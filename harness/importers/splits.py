@@ -36,11 +36,11 @@ def make_missing_splits(spec: DatasetSpec, splits: dict[str, list[SourceImage]],
     if not missing:
         return {s: splits[s] for s in spec.splits}, {}
     if "mini_val" in missing:
-        raise DataError(f"{where}: no mini_val split; {spec.name} needs one (GLIP's mini_val image lists are not "
-                        "recorded here, so it is not made up): add a mini_val folder to the export")
+        raise DataError(f"{where}: no mini_val split; {spec.name} needs one (GLIP's mini_val image lists are "
+                        "not recorded here, so it is not made up): add a mini_val folder to the export")
     if POOL_SPLIT not in splits:
-        raise DataError(f"{where}: splits {', '.join(missing)} are missing and there is no {POOL_SPLIT} split to "
-                        f"draw them from (found: {', '.join(splits) or 'none'})")
+        raise DataError(f"{where}: splits {', '.join(missing)} are missing and there is no {POOL_SPLIT} "
+                        f"split to draw them from (found: {', '.join(splits) or 'none'})")
     pool = sorted(splits[POOL_SPLIT], key=lambda image: image.file_name)
     shares = fractions(spec, missing)
     sizes = {s: round(len(pool) * shares[s]) for s in missing}

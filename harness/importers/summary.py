@@ -44,6 +44,7 @@ class ImportSummary:
     splits: Mapping[str, SplitCounts]
     made_splits: Mapping[str, MadeSplit] = field(default_factory=dict)
     ignored_splits: tuple[str, ...] = ()  # source splits the registry record does not have
+    notices: tuple[str, ...] = ()  # README / licence files copied from the export
 
     @property
     def fixes(self) -> dict[str, int]:
@@ -85,8 +86,9 @@ class ImportSummary:
             "made_splits": {s: {"from": m.from_split, "fraction": m.fraction, "images": m.images}
                             for s, m in self.made_splits.items()},
             "ignored_splits": list(self.ignored_splits),
-            "splits": {s: {"images": c.images, "boxes": c.boxes, "fixes": dict(c.fixes), "files": list(c.files)}
-                       for s, c in self.splits.items()},
+            "notices": list(self.notices),
+            "splits": {s: {"images": c.images, "boxes": c.boxes, "fixes": dict(c.fixes),
+                           "files": list(c.files)} for s, c in self.splits.items()},
         }
 
 

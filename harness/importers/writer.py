@@ -33,7 +33,7 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def clip_box(box: SourceBox, width: int, height: int) -> tuple[list[float] | None, bool]:
-    """``[x, y, w, h]`` in pixels clipped to the image (``None`` when the area is zero), and whether it moved."""
+    """``[x, y, w, h]`` in pixels clipped to the image (``None``: zero area), and whether it moved."""
     sx, sy = (width, height) if box.normalized else (1, 1)
     raw = (box.x0 * sx, box.y0 * sy, box.x1 * sx, box.y1 * sy)
     x0, x1 = (min(max(v, 0.0), float(width)) for v in raw[0::2])
@@ -63,7 +63,8 @@ def write_splits(spec: DatasetSpec, splits: Mapping[str, list[SourceImage]], cat
                     if image.size_missing:
                         fixes["size_from_image"] += 1
                 image_id = len(entries) + 1
-                entries.append({"id": image_id, "file_name": image.file_name, "width": width, "height": height})
+                entries.append({"id": image_id, "file_name": image.file_name, "width": width,
+                                "height": height})
                 for box in image.boxes:
                     bbox, moved = clip_box(box, width, height)
                     if bbox is None:
@@ -76,7 +77,8 @@ def write_splits(spec: DatasetSpec, splits: Mapping[str, list[SourceImage]], cat
                 _copy(image.path, json_path.parent / image.file_name, copied)
                 bar.update()
             content = {"info": {"description": f"{spec.name} {split}, written by harness data import"},
-                       "licenses": [], "categories": categories, "images": entries, "annotations": annotations}
+                       "licenses": [], "categories": categories, "images": entries,
+                       "annotations": annotations}
             json_path.write_text(json.dumps(content))
             result[split] = SplitCounts(len(entries), len(annotations), {k: v for k, v in fixes.items() if v},
                                         tuple(e["file_name"] for e in entries))

@@ -41,7 +41,9 @@ def yaml_file(source: Path) -> Path | None:
 
 
 def looks_like(source: Path) -> bool:
-    return yaml_file(source) is not None or any(labels.is_dir() for _, labels in split_folders(source).values())
+    if yaml_file(source) is not None:
+        return True
+    return any(labels.is_dir() for _, labels in split_folders(source).values())
 
 
 def class_names(path: Path) -> tuple[str, ...]:
@@ -69,8 +71,8 @@ def read(source: Path) -> SourceDataset:
     names = class_names(path)
     folders = split_folders(source)
     if not folders:
-        raise DataError(f"{source}: no YOLO split found (expected <split>/images and <split>/labels for split "
-                        "folders train, valid, test)")
+        raise DataError(f"{source}: no YOLO split found (expected <split>/images and <split>/labels for "
+                        "split folders train, valid, test)")
     splits: dict[str, list[SourceImage]] = {}
     fixes: dict[str, Counter[str]] = {}
     for split, (images_dir, labels_dir) in folders.items():
@@ -104,15 +106,16 @@ def parse_label_file(path: Path, names: tuple[str, ...], yaml_path: Path) -> tup
             continue
         where = f"{path}:{number}"
         if len(fields) != 5:
-            raise DataError(f"{where}: expected 5 fields 'class cx cy w h', got {len(fields)}: {line.strip()!r}")
+            raise DataError(f"{where}: expected 5 fields 'class cx cy w h', got {len(fields)}: "
+                            f"{line.strip()!r}")
         try:
             value = float(fields[0])
             values = [float(v) for v in fields[1:]]
         except ValueError:
             raise DataError(f"{where}: expected a class id and 4 numbers, got {line.strip()!r}") from None
         if not value.is_integer() or not 0 <= value < len(names):
-            raise DataError(f"{where}: class id {fields[0]} out of range: {yaml_path} names {len(names)} classes "
-                            f"(ids 0..{len(names) - 1})")
+            raise DataError(f"{where}: class id {fields[0]} out of range: {yaml_path} names {len(names)} "
+                            f"classes (ids 0..{len(names) - 1})")
         if not all(math.isfinite(v) for v in values):
             raise DataError(f"{where}: box values must be finite numbers, got {line.strip()!r}")
         cx, cy, w, h = values
