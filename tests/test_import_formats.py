@@ -261,3 +261,17 @@ def test_split_folder_layout_is_glip_s(tmp_path):
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == sorted([
         RECORD_FILE, f"test/{ANNOTATION_FILE}", "test/c.jpg", f"train/{ANNOTATION_FILE}", "train/a.jpg",
         f"valid/{ANNOTATION_FILE}", "valid/b.jpg"])
+
+
+def test_ultralytics_layout_and_val_folder_name(tmp_path):
+    src = tmp_path / "src"
+    (src).mkdir()
+    (src / "data.yaml").write_text("names: {0: package}\n")
+    for split, text in (("train", "0 0.5 0.5 0.5 0.5\n"), ("val", ""), ("test", "0 0.5 0.5 0.1 0.1\n")):
+        make_image(src / "images" / split / f"{split}.png")
+        (src / "labels" / split).mkdir(parents=True)
+        (src / "labels" / split / f"{split}.txt").write_text(text)
+    assert detect_format(src) == "yolo"
+    summary = import_dataset(PACKAGES, src, root=tmp_path / "root")
+    assert {s: (c.images, c.boxes, c.files) for s, c in summary.splits.items()} == {
+        "train": (1, 1, ("train.png",)), "valid": (1, 0, ("val.png",)), "test": (1, 1, ("test.png",))}
