@@ -101,12 +101,14 @@ def _check_finite(losses: dict[str, Tensor], total: Tensor, step: int, out_dir: 
 
 
 def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace, out_dir: str | Path,
-          device: str | torch.device | None = None, resume: bool = True) -> TrainResult:
+          device: str | torch.device | None = None, resume: bool = True,
+          init_state: dict[str, Tensor] | None = None) -> TrainResult:
     """Train a ScaleDet detector on ``datasets`` jointly over ``label_space`` (their concatenation).
 
     Each dataset's categories (in id order) map onto ``label_space.indices_of(dataset.name)``. Writes
     checkpoints to ``out_dir`` every ``train.checkpoint_every`` steps and at the end; with ``resume`` it
     continues from ``out_dir/last.pt`` exactly. Under torchrun/SLURM (WORLD_SIZE > 1) it runs DDP.
+    ``init_state`` (model weights, e.g. a pretrained detector's) starts a fresh run; a resumed run ignores it.
     """
     if cfg.data.single_dataset and len(datasets) != 1:
         raise ConfigError(f"method '{cfg.method}' trains on exactly one dataset, got {len(datasets)}")
@@ -114,7 +116,10 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     info = init_distributed(device)
     torch.manual_seed(cfg.train.seed)
-    model = build_detector(cfg.model, label_space).to(device)
+    model = build_detector(cfg.model, label_space)
+    if init_state is not None:
+        ckpt.load_model_weights(model, {"model": init_state, "label_space": label_space.to_state()})
+    model = model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train))

@@ -15,6 +15,7 @@ import numpy as np
 from scaledet.errors import DataError
 
 log = logging.getLogger(__name__)
+logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)  # its summary table is logged at INFO per call
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
