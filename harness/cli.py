@@ -70,6 +70,11 @@ def _not_available(name: str):
     return handler
 
 
+def _quiet_submitit_notice(record: logging.LogRecord) -> bool:
+    """Drop the notice submitit's debug executor logs for every job (where its log files are)."""
+    return not str(record.msg).startswith("Logging is written both to stderr/stdout")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `harness` console script."""
     parser = build_parser()
@@ -79,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_quiet_submitit_notice)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

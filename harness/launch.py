@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 WorkFn = Callable[[JobSpec, Path], dict[str, Any]]
 EXECUTORS = ("debug", "local", "slurm")
 # workload name -> module whose import registers its work functions
-WORKLOAD_MODULES: dict[str, str] = {"toy": "harness.toywork"}
+WORKLOAD_MODULES: dict[str, str] = {"toy": "harness.toywork", "scaledet": "harness.scaledetwork"}
 _WORK: dict[tuple[str, str], WorkFn] = {}
 TRACEBACK_TAIL = 40  # lines kept in a failure record
 
@@ -144,6 +144,15 @@ def _cluster_env() -> tuple[int, int, str | None]:
     return env.global_rank, env.num_tasks, env.job_id
 
 
+@dataclass(frozen=True)
+class FailedRun:
+    """What a failed job returns under the debug executor, whose job would otherwise open pdb on an exception
+    (submitit's ``DebugJob.results`` calls ``pdb.post_mortem``); its failure record is written already."""
+
+    job_id: str
+    error: str
+
+
 class JobRunner(submitit.helpers.Checkpointable):
     """Runs one :class:`JobSpec`: work function, then a result or failure record (by rank 0).
 
@@ -176,6 +185,9 @@ class JobRunner(submitit.helpers.Checkpointable):
                 self._write(status="failed", started=started, started_at=started_at, cluster_id=cluster_id,
                             log_path=str(run_dir / "job.log"), error=f"{type(error).__name__}: {error}",
                             traceback="".join(traceback.format_exc().splitlines(True)[-TRACEBACK_TAIL:]))
+            if self.executor == "debug":
+                log.error("job %s failed: %s: %s", self.spec.job_id, type(error).__name__, error)
+                return FailedRun(self.spec.job_id, f"{type(error).__name__}: {error}")  # type: ignore[return-value]
             raise
         finally:
             if dist.is_initialized():
@@ -237,8 +249,9 @@ class Submission:
         states = {}
         for job_id, job in self.jobs.items():
             try:
-                job.results()  # every task of multi-task (DDP) jobs
-                states[job_id] = "done"
+                outputs = job.results()  # every task of multi-task (DDP) jobs
+                failed = [out for out in outputs if isinstance(out, FailedRun)]
+                states[job_id] = "failed" if failed else "done"
             except Exception as error:  # noqa: BLE001 - any job error; the runner wrote its failure record
                 log.warning("job %s failed: %s", job_id, str(error).splitlines()[0] if str(error) else error)
                 states[job_id] = "failed"
