@@ -10,6 +10,7 @@ Example::
     seeds: [3, 30]
     shots: [1, 3]               # fewshot only
     split_policy: glip
+    upstream: [[Aquarium], [Aquarium, Packages]]   # optional: pretrain on each set, then transfer from it
     overrides: {toy.steps: 5}
     executor: slurm
     workload: toy
@@ -27,6 +28,7 @@ import yaml
 from harness.jobs import DEFAULT_SHOTS, JobSpec, plan
 from harness.launch import EXECUTORS, Resources
 from harness.names import check_name
+from harness.stages import staged_plan
 from scaledet.errors import ConfigError
 
 
@@ -44,10 +46,18 @@ class SweepFile:
     workload: str = "scaledet"
     resources: Resources = field(default_factory=Resources)
     sweep: str | None = None
+    upstream: tuple[tuple[str, ...], ...] = ()
+
+    def stages(self) -> list[list[JobSpec]]:
+        """The cells in the order they must run (``harness.stages``): toy sweeps are one stage."""
+        if self.workload != "scaledet":
+            return [plan(self.suite, self.datasets, self.modes, self.methods, self.seeds, shots=self.shots,
+                         split_policy=self.split_policy, overrides=self.overrides)]
+        return staged_plan(self.suite, self.datasets, self.modes, self.methods, self.seeds, shots=self.shots,
+                           split_policy=self.split_policy, overrides=self.overrides, upstream=self.upstream)
 
     def plan(self) -> list[JobSpec]:
-        return plan(self.suite, self.datasets, self.modes, self.methods, self.seeds, shots=self.shots,
-                    split_policy=self.split_policy, overrides=self.overrides)
+        return [spec for stage in self.stages() for spec in stage]
 
 
 _REQUIRED = ("suite", "datasets", "modes", "methods", "seeds")
@@ -88,6 +98,12 @@ def load_sweep_file(path: Path) -> SweepFile:
 
 
 def _convert(key: str, value: Any, where: str) -> Any:
+    if key == "upstream":
+        sets = value if isinstance(value, list) else [value]
+        if not sets or not all(isinstance(s, list) and s and all(isinstance(n, str) for n in s) for s in sets):
+            raise ConfigError(f"{where}: expected a list of dataset lists, e.g. [[Aquarium], [Aquarium, Packages]], "
+                              f"got {value!r}")
+        return tuple(tuple(s) for s in sets)
     if key in _LISTS:
         kind = _LISTS[key]
         items = value if isinstance(value, list) else [value]

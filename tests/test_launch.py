@@ -64,8 +64,9 @@ def test_resources_and_registry_reject_misspellings():
     assert Resources.from_dict({"partition": "gpu", "extra": {"constraint": "a100"}}).extra == (("constraint", "a100"),)
     with pytest.raises(ConfigError, match=r"unknown resource 'gpus_per_nod' \(did you mean 'gpus_per_node'\?\)"):
         Resources.from_dict({"gpus_per_nod": 8})
-    with pytest.raises(ConfigError, match="unknown workload 'scaledet'.*valid: .*toy"):
-        get_work("scaledet", "finetune")
+    with pytest.raises(ConfigError, match=r"unknown workload 'scaledett' \(did you mean 'scaledet'\?\).*valid: .*toy"):
+        get_work("scaledett", "finetune")
+    assert get_work("scaledet", "fewshot").__name__ == "finetune"  # the detector's work functions are registered
     register_work("unit-test", "direct", lambda spec, run_dir: {"metrics": {}, "bogus": 1})
     with pytest.raises(ConfigError, match="unknown mode of workload 'unit-test' 'finetune'"):
         get_work("unit-test", "finetune")
@@ -87,7 +88,7 @@ def test_cli_run_then_status(tmp_path, capsys, monkeypatch):
             "--set", "toy.steps=2", "--sweep", "cli"]
     assert main(args) == 0
     assert main(args) == 0
-    assert "2 cells, 0 submitted (debug), 2 already there" in capsys.readouterr().out
+    assert "stage 1/1 (direct): 2 cells, 0 submitted, 2 already there" in capsys.readouterr().out
     assert main(["status", "--sweep", "cli"]) == 0
     out = capsys.readouterr().out
     assert "sweep cli: 2 cells: 2 done, 0 failed, 0 running, 0 pending" in out

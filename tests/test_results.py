@@ -90,7 +90,7 @@ def test_cells_to_run_fills_missing_and_switches(tmp_path):
 
 SWEEP_YAML = """\
 suite: demo
-datasets: [A, B]
+datasets: [NorthAmericaMushrooms, Raccoon]
 modes: [direct, finetune]
 methods: [scaledet]
 seeds: [3, 30]
@@ -104,7 +104,13 @@ def test_sweep_file_loads_and_reports_lines(tmp_path: Path):
     path = tmp_path / "sweep.yaml"
     path.write_text(SWEEP_YAML)
     sweep = load_sweep_file(path)
-    assert len(sweep.plan()) == 8 and sweep.resources.ntasks_per_node == 2
+    assert sweep.resources.ntasks_per_node == 2
+    pretrain, transfer = sweep.stages()  # no checkpoint given: the suite's upstream datasets are pretrained first
+    assert [(s.mode, s.dataset) for s in pretrain] == [("pretrain", "Aquarium+Packages+Raccoon")]
+    assert len(transfer) == 8 and {dict(s.overrides)["pretrain_job"] for s in transfer} == {pretrain[0].job_id}
+    path.write_text(SWEEP_YAML.replace("Raccoon]", "Racoon]"))
+    with pytest.raises(ConfigError, match=r"unknown dataset of suite 'demo' 'Racoon' \(did you mean 'Raccoon'\?\)"):
+        load_sweep_file(path)
     path.write_text(SWEEP_YAML.replace("seeds: [3, 30]", "seed: [3, 30]"))
     with pytest.raises(ConfigError, match=rf"{path}:5: unknown sweep key 'seed' \(did you mean 'seeds'\?\)"):
         load_sweep_file(path)

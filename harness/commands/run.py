@@ -1,8 +1,9 @@
 """`harness run`: plan jobs for a suite and run them with the debug / local / slurm executor.
 
-Real now: planning, submission as one job array, results store, requeue, manifest. The detector's work
-functions (workload ``scaledet``) are registered by the detector layer; until then only ``--workload toy``
-runs.
+Workload ``scaledet`` (the default) runs the detector (``harness.scaledetwork``); ``toy`` is a small stand-in
+for tests of the launch machinery. Transfer modes without ``--checkpoint`` first pretrain on the suite's
+upstream datasets (``harness.stages``); each stage is one job array. With ``scaledet`` the report is rendered
+at the end (``--report-dir``, default ``reports/<suite>``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import yaml
 
 from harness.jobs import DEFAULT_SHOTS, METHODS, MODES, SPLIT_POLICIES, JobSpec
 from harness.launch import EXECUTORS, Resources, submit
+from harness.names import check_name
 from harness.sweepfile import SweepFile
 from scaledet.errors import ConfigError
 
@@ -40,6 +42,8 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="recompute cells that already have results")
     parser.add_argument("--retry-failed", action="store_true", help="recompute cells with failure records")
     parser.add_argument("--no-wait", action="store_true", help="return after submitting (slurm/local)")
+    parser.add_argument("--report-dir", type=Path, help="where the report goes (default: reports/<suite>)")
+    parser.add_argument("--no-report", action="store_true", help="do not render the report at the end")
     group = parser.add_argument_group("resources")
     for name, kind in (("gpus-per-node", int), ("nodes", int), ("ntasks-per-node", int), ("cpus-per-task", int),
                        ("partition", str), ("time", int), ("mem", str), ("account", str), ("qos", str),
@@ -50,9 +54,10 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", required=True)
-    parser.add_argument("--datasets", type=_csv(str), required=True, help="comma-separated dataset names")
-    parser.add_argument("--mode", type=_csv(str), required=True, help=f"comma-separated, of {', '.join(MODES)}")
+    parser.add_argument("--suite", required=True, help="odinw13, demo or upstream (`harness ls`)")
+    parser.add_argument("--datasets", type=_csv(str), help="comma-separated dataset names (default: the suite's)")
+    parser.add_argument("--mode", type=_csv(str), default=("direct", "finetune"),
+                        help=f"comma-separated, of {', '.join(MODES)} (default: direct,finetune)")
     parser.add_argument("--method", type=_csv(str), default=("scaledet",), help=f"of {', '.join(METHODS)}")
     parser.add_argument("--seeds", type=_csv(int), default=(3,))
     parser.add_argument("--shots", type=_csv(int), default=DEFAULT_SHOTS)
@@ -94,22 +99,44 @@ def default_sweep_id(suite: str, specs: list[JobSpec]) -> str:
 
 
 def launch(sweep: SweepFile, args: argparse.Namespace) -> int:
-    """Submit the sweep's missing cells, optionally wait, print a one-line summary per state."""
-    specs = sweep.plan()
+    """Submit the sweep's missing cells stage by stage (waiting between stages), then report."""
+    stages = sweep.stages()
+    specs = [spec for stage in stages for spec in stage]
     sweep_id = sweep.sweep or default_sweep_id(sweep.suite, specs)
     executor = args.executor or sweep.executor
-    submission = submit(specs, sweep=sweep_id, results_root=args.results_root, runs_root=args.runs_root,
-                        executor=executor, resources=resources_from_args(args, sweep.resources),
-                        workload=sweep.workload, overwrite=args.overwrite, retry_failed=args.retry_failed)
-    print(f"sweep {sweep_id}: {len(specs)} cells, {len(submission.jobs)} submitted ({executor}), "
-          f"{len(submission.skipped)} already there")
-    if args.no_wait and executor != "debug":
-        return 0
-    states = submission.wait()
-    failed = sorted(job for job, state in states.items() if state == "failed")
-    print(f"sweep {sweep_id}: {len(states) - len(failed)} done, {len(failed)} failed"
+    resources = resources_from_args(args, sweep.resources)
+    print(f"sweep {sweep_id}: {len(specs)} cells in {len(stages)} stage(s) "
+          f"({' then '.join(_stage_name(stage) for stage in stages)}), executor {executor}")
+    failed: list[str] = []
+    for number, stage in enumerate(stages, start=1):
+        submission = submit(stage, sweep=sweep_id, results_root=args.results_root, runs_root=args.runs_root,
+                            executor=executor, resources=resources, workload=sweep.workload,
+                            overwrite=args.overwrite, retry_failed=args.retry_failed)
+        print(f"stage {number}/{len(stages)} ({_stage_name(stage)}): {len(stage)} cells, "
+              f"{len(submission.jobs)} submitted, {len(submission.skipped)} already there")
+        if args.no_wait and executor != "debug":
+            if number < len(stages) and submission.jobs:
+                print(f"stage {number + 1} needs stage {number} first: run the same command again once it is done")
+            if submission.jobs:
+                return 0
+            continue
+        states = submission.wait()
+        failed += sorted(job for job, state in states.items() if state == "failed")
+        if failed and number < len(stages):
+            break
+    done = sum(1 for _ in specs) - len(failed)
+    print(f"sweep {sweep_id}: {done} done or already there, {len(failed)} failed"
           + (f" ({', '.join(failed)}; see `harness status --sweep {sweep_id}`)" if failed else ""))
+    if sweep.workload == "scaledet" and not args.no_report:
+        from harness.reporting import render_report
+
+        out = args.report_dir or Path("reports") / sweep.suite
+        print(f"report: {render_report(args.results_root, sweep.suite, out, sweep_id)}")
     return 1 if failed else 0
+
+
+def _stage_name(stage: list[JobSpec]) -> str:
+    return "+".join(dict.fromkeys(spec.mode for spec in stage)) or "nothing"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,7 +144,17 @@ def run(args: argparse.Namespace) -> int:
     for key in ("checkpoint", "pretrained"):
         if getattr(args, key):
             overrides[key] = getattr(args, key)
-    sweep = SweepFile(suite=args.suite, datasets=args.datasets, modes=args.mode, methods=args.method,
+    datasets = args.datasets
+    if args.workload == "scaledet":
+        from harness.datasets import get_suite
+
+        suite = get_suite(args.suite)
+        for name in datasets or ():
+            check_name(f"dataset of suite '{args.suite}'", name, suite.datasets + suite.upstream)
+        datasets = datasets or (suite.upstream if set(args.mode) == {"pretrain"} else suite.datasets)
+    if not datasets:
+        raise ConfigError("--datasets is required with this workload")
+    sweep = SweepFile(suite=args.suite, datasets=tuple(datasets), modes=args.mode, methods=args.method,
                       seeds=args.seeds, shots=args.shots, split_policy=args.split_policy,
                       overrides=tuple(sorted(overrides.items())), executor=args.executor or "debug",
                       workload=args.workload, sweep=args.sweep)

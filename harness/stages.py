@@ -1,0 +1,66 @@
+"""Staged plans: pretrain jobs first, then the transfer jobs that start from their checkpoints.
+
+A sweep whose transfer cells name no starting checkpoint (``checkpoint``/``pretrained``/``pretrain_job``
+overrides) pretrains on its upstream sets: the sweep file's ``upstream`` list, else the suite's upstream
+datasets (the single-dataset ``baseline`` takes each upstream dataset alone). Each transfer cell then
+carries ``upstream`` (``A+B``, for reports) and ``pretrain_job`` (the pretrain cell's job id). Pretraining
+uses the sweep's first seed; the transfer cells use every seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harness import datasets as registry
+from harness.jobs import JobSpec, normalise_overrides, plan
+from harness.names import check_name
+from scaledet.errors import ConfigError
+
+START_KEYS = ("checkpoint", "pretrained", "pretrain_job")
+SINGLE_DATASET_METHODS = ("baseline",)
+
+
+def upstream_sets(suite: str, methods: Sequence[str], given: Sequence[Sequence[str]] = ()) -> dict[str, list[tuple[str, ...]]]:
+    """method -> the upstream dataset sets it pretrains on (in the suite's upstream order)."""
+    record = registry.get_suite(suite)
+    sets = [tuple(s) for s in given] or [record.upstream]
+    if not any(sets):
+        raise ConfigError(f"suite '{suite}' has no upstream datasets of its own: transfer jobs need --checkpoint "
+                          "PATH (or a sweep file 'upstream' list)")
+    out = {}
+    for method in methods:
+        if method in SINGLE_DATASET_METHODS:
+            out[method] = [s for s in sets if len(s) == 1] or [(n,) for n in dict.fromkeys(n for s in sets for n in s)]
+        else:
+            out[method] = sets
+    return out
+
+
+def staged_plan(suite: str, datasets: Sequence[str], modes: Sequence[str], methods: Sequence[str],
+                seeds: Sequence[int], *, shots: Sequence[int], split_policy: str,
+                overrides: Sequence[tuple[str, Any]], upstream: Sequence[Sequence[str]] = ()) -> list[list[JobSpec]]:
+    """The sweep's cells in stages: ``[pretrain cells, transfer cells]``, or one stage when no pretraining."""
+    record = registry.get_suite(suite)
+    for name in [*datasets, *(n for s in upstream for n in s)]:
+        check_name(f"dataset of suite '{suite}'", name, record.datasets + record.upstream)
+    pairs = dict(normalise_overrides(overrides))
+    transfer_modes = [m for m in modes if m != "pretrain"]
+    explicit = plan(suite, datasets, ["pretrain"], methods, seeds[:1], split_policy=split_policy,
+                    overrides=pairs) if "pretrain" in modes else []
+    if not transfer_modes:
+        return [explicit]
+    if any(pairs.get(k) for k in START_KEYS):
+        if upstream:
+            raise ConfigError("a sweep gives either a starting checkpoint or 'upstream' sets to pretrain on, not both")
+        return [s for s in (explicit, plan(suite, datasets, transfer_modes, methods, seeds, shots=shots,
+                                           split_policy=split_policy, overrides=pairs)) if s]
+    pretrain, transfer = list(explicit), []
+    for method, sets in upstream_sets(suite, methods, upstream).items():
+        for names in sets:
+            (job,) = plan(suite, names, ["pretrain"], [method], seeds[:1], split_policy=split_policy, overrides=pairs)
+            pretrain.append(job)
+            start = {**pairs, "upstream": "+".join(names), "pretrain_job": job.job_id}
+            transfer += plan(suite, datasets, transfer_modes, [method], seeds, shots=shots, split_policy=split_policy,
+                             overrides=start)
+    return [list(dict.fromkeys(pretrain)), transfer]
