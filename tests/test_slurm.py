@@ -34,14 +34,25 @@ def test_sweep_runs_as_job_array_and_status_shows_done(tmp_path, capsys):
     assert len(array) == 1 and sorted(cid.split("_")[1] for cid in cluster_ids) == [str(i) for i in range(8)]
     assert set(submission.wait().values()) == {"done"}
     assert all(result_path(roots["results_root"], "acc", s.job_id).exists() for s in specs)
-    assert main(["status", "--sweep", "acc", "--runs-root", str(roots["runs_root"])]) == 0
-    out = capsys.readouterr().out
+    out = _settled_status(roots["runs_root"], "acc", capsys, completed=8)
     assert "sweep acc: 8 cells: 8 done, 0 failed, 0 running, 0 pending" in out
     assert out.count("COMPLETED") == 8  # accurate states from sacct (accounting on)
     # same results as the in-process executor, bar provenance
     debug = _roots(tmp_path, "debug")
     submit(specs, sweep="acc", executor="debug", **debug).wait()
     assert measured_records(roots["results_root"], "acc") == measured_records(debug["results_root"], "acc")
+
+
+def _settled_status(runs_root: Path, sweep: str, capsys, completed: int, limit: float = 60) -> str:
+    """`harness status` output once sacct has caught up: a task's record is written just before its process
+    exits, and sacct says RUNNING until slurmd reports the exit (a second or so, longer under load)."""
+    deadline = time.time() + limit
+    while True:
+        assert main(["status", "--sweep", sweep, "--runs-root", str(runs_root)]) == 0
+        out = capsys.readouterr().out
+        if out.count("COMPLETED") >= completed or time.time() > deadline:
+            return out
+        time.sleep(1)
 
 
 def _wait_for_step(ckpt: Path, step: int, limit: float = 120) -> None:
