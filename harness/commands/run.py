@@ -76,7 +76,9 @@ def parse_overrides(items: list[str]) -> tuple[tuple[str, object], ...]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        pairs.append((key, yaml.safe_load(value) if value else ""))
+        parsed = yaml.safe_load(value) if value else ""
+        # job overrides are scalars: a list or mapping stays as its text, parsed by the config loader later
+        pairs.append((key, parsed if parsed is None or isinstance(parsed, (str, int, float, bool)) else value))
     return tuple(pairs)
 
 

@@ -1,0 +1,124 @@
+"""Staged plans (pretrain first, transfer from its checkpoint), the scaledet workload's settings, few-shot subsets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.fewshot import sample_shots, subset
+from harness.jobs import JobSpec
+from harness.scaledetwork import default_schedule, settings, starting_checkpoint, upstream_order
+from harness.stages import staged_plan
+from scaledet.config import preset
+from scaledet.data import CocoDataset
+from scaledet.errors import CheckpointError, ConfigError, WeightsUnavailableError
+
+PLAN = {"shots": (1,), "split_policy": "glip", "overrides": ()}
+
+
+def _plan(modes, methods=("scaledet",), upstream=(), overrides=(), seeds=(3, 30)):
+    return staged_plan("demo", ["NorthAmericaMushrooms", "Raccoon"], modes, methods, seeds,
+                       **{**PLAN, "overrides": overrides}, upstream=upstream)
+
+
+def test_transfer_without_checkpoint_pretrains_the_suite_upstream_first():
+    pretrain, transfer = _plan(["direct", "finetune"])
+    assert [(s.mode, s.dataset, s.seed) for s in pretrain] == [("pretrain", "Aquarium+Packages+Raccoon", 3)]
+    assert len(transfer) == 2 * 2 * 2  # datasets x modes x seeds
+    for spec in transfer:
+        assert dict(spec.overrides) == {"upstream": "Aquarium+Packages+Raccoon", "pretrain_job": pretrain[0].job_id}
+
+
+def test_upstream_sets_and_single_dataset_baselines():
+    pretrain, transfer = _plan(["direct"], methods=("scaledet", "baseline"),
+                               upstream=[["Aquarium"], ["Aquarium", "Packages"]], seeds=(3,))
+    assert [(s.method, s.dataset) for s in pretrain] == [
+        ("scaledet", "Aquarium"), ("scaledet", "Aquarium+Packages"), ("baseline", "Aquarium")]
+    # baseline pretrains on single datasets only; each transfer cell points at its own pretrain job
+    assert len(transfer) == 3 * 2
+    by_job = {s.job_id: s for s in pretrain}
+    for spec in transfer:
+        start = by_job[dict(spec.overrides)["pretrain_job"]]
+        assert start.method == spec.method and start.dataset == dict(spec.overrides)["upstream"]
+
+
+def test_a_given_checkpoint_means_one_stage_and_no_pretraining():
+    (only,) = _plan(["direct"], overrides=(("checkpoint", "runs/x/checkpoints/last.pt"),))
+    assert {s.mode for s in only} == {"direct"} and all("pretrain_job" not in dict(s.overrides) for s in only)
+    with pytest.raises(ConfigError, match="either a starting checkpoint or 'upstream' sets"):
+        _plan(["direct"], overrides=(("checkpoint", "c.pt"),), upstream=[["Aquarium"]])
+
+
+def test_suites_without_upstream_need_a_checkpoint_and_names_are_checked():
+    with pytest.raises(ConfigError, match="no upstream datasets of its own: transfer jobs need --checkpoint"):
+        staged_plan("odinw13", ["Raccoon"], ["direct"], ["scaledet"], [3], **PLAN)
+    with pytest.raises(ConfigError, match=r"unknown dataset of suite 'demo' 'Mushrooms'"):
+        staged_plan("demo", ["Mushrooms"], ["direct"], ["scaledet"], [3], **PLAN)
+
+
+def test_settings_split_config_keys_from_work_settings_and_reject_typos():
+    spec = JobSpec("demo", "Raccoon", "finetune", "scaledet", 3,
+                   overrides={"train.max_steps": 7, "data.scale_range": "[1, 1]", "upstream": "A+B", "device": "cpu"})
+    work, config = settings(spec)
+    assert work == {"upstream": "A+B", "device": "cpu"}
+    # the demo's suite settings come first, the spec's overrides win
+    assert "train.max_steps=7" in config and "train.max_steps=40" not in config
+    assert "data.scale_range=[1, 1]" in config
+    bad = JobSpec("demo", "Raccoon", "direct", "scaledet", 3, overrides={"pretrain_jobs": "x"})
+    with pytest.raises(ConfigError, match=r"'pretrain_jobs' \(did you mean 'pretrain_job'\?\)"):
+        settings(bad)
+
+
+def test_starting_checkpoint_resolution(tmp_path: Path):
+    run_dir = tmp_path / "runs" / "abc"
+    with pytest.raises(CheckpointError, match="pretrain job p1 has no checkpoint"):
+        starting_checkpoint({"pretrain_job": "p1"}, run_dir)
+    (tmp_path / "runs" / "p1" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "runs" / "p1" / "checkpoints" / "last.pt").write_bytes(b"x")
+    assert starting_checkpoint({"pretrain_job": "p1"}, run_dir) == tmp_path / "runs/p1/checkpoints/last.pt"
+    assert starting_checkpoint({"checkpoint": str(tmp_path / "runs/p1/checkpoints")}, run_dir).name == "last.pt"
+    with pytest.raises(CheckpointError, match="does not exist"):
+        starting_checkpoint({"checkpoint": str(tmp_path / "nope.pt")}, run_dir)
+    with pytest.raises(WeightsUnavailableError, match="pass --checkpoint PATH"):
+        starting_checkpoint({"pretrained": "scaledet-r50"}, run_dir)
+    with pytest.raises(ConfigError, match="needs a starting checkpoint"):
+        starting_checkpoint({}, run_dir)
+
+
+def test_upstream_order_follows_the_suite_not_the_alphabet():
+    assert upstream_order("upstream", ["openimages", "coco", "lvis"]) == ["lvis", "coco", "openimages"]
+    assert upstream_order("demo", ["Raccoon", "Aquarium"]) == ["Aquarium", "Raccoon"]
+
+
+def test_default_finetune_schedule_is_twelve_epochs():
+    cfg = default_schedule(preset("scaledet"), train_images=20)  # batch 8 -> 3 steps an epoch
+    assert (cfg.train.max_steps, cfg.train.lr_steps, cfg.train.checkpoint_every) == (36, (24, 33), 3)
+
+
+def _toy_dataset() -> CocoDataset:
+    # image id -> category ids of its boxes (class 1 is common, class 2 rare)
+    boxes = {1: [1, 1], 2: [1], 3: [2], 4: [1, 2], 5: [1], 6: [1], 7: [2], 8: []}
+    images = tuple({"id": i, "file_name": f"{i}.jpg", "width": 10, "height": 10} for i in boxes)
+    anns = {i: tuple({"id": 10 * i + k, "image_id": i, "category_id": c, "bbox": [0, 0, 1, 1]}
+                     for k, c in enumerate(cats)) for i, cats in boxes.items()}
+    source = {"images": list(images), "annotations": [a for v in anns.values() for a in v],
+              "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+    return CocoDataset("toy", Path("."), images, (1, 2), ("a", "b"), anns, source)
+
+
+def test_fewshot_subsets_cover_k_shots_and_depend_on_the_seed():
+    dataset = _toy_dataset()
+    subsets = {seed: sample_shots(dataset, 2, seed) for seed in (3, 30, 300)}
+    for ids in subsets.values():
+        counts = {1: 0, 2: 0}
+        for i in ids:
+            for ann in dataset.annotations[i]:
+                counts[ann["category_id"]] += 1
+        assert counts[1] >= 2 and counts[2] >= 2
+        assert 8 not in ids  # an image with no boxes brings no class
+    assert len({tuple(ids) for ids in subsets.values()}) > 1  # the seed changes the subset
+    assert sample_shots(dataset, 2, 3) == subsets[3]  # and the same seed gives the same one
+    small = subset(dataset, subsets[3])
+    assert {img["id"] for img in small.images} == set(subsets[3])
+    assert {a["image_id"] for a in small.source["annotations"]} <= set(subsets[3])
