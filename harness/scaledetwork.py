@@ -12,7 +12,8 @@ The starting checkpoint of a transfer job is the override ``pretrain_job`` (a pr
 the same runs root), ``checkpoint`` (a path) or ``pretrained`` (not available offline). Other overrides:
 ``model.*``/``data.*``/``train.*`` config keys, ``text_encoder`` (default ``minilm``), ``prompts``
 (``names`` or ``glip``: GLIP's odinw_35 prompt overrides), ``upstream`` (a label for reports), ``device``.
-Suite settings (:data:`SUITE_SETTINGS`) come first, the spec's overrides win.
+Suite settings (``harness.suite_settings``) are put into the specs' overrides by the plan, so they are part of
+every job id and result record.
 """
 
 from __future__ import annotations
@@ -50,19 +51,6 @@ METHOD_PRESETS = {"scaledet": "scaledet", "scaledet-hard": "scaledet-hl", "basel
 CONFIG_SECTIONS = ("model", "data", "train")
 WORK_SETTINGS = ("upstream", "pretrain_job", "checkpoint", "pretrained", "text_encoder", "text_weights",
                  "prompts", "device")
-CPU_DEMO = {"model.fpn_channels": 128, "model.representation_size": 512, "model.min_size_test": 320,
-            "model.max_size_test": 533, "data.train_size": 320, "data.batch_size": 4, "data.num_workers": 0,
-            "data.scale_range": [0.8, 1.2]}
-# Per suite and mode: the schedule a job gets unless its spec overrides it. The demo's fits a laptop CPU.
-SUITE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
-    "demo": {
-        "pretrain": {**CPU_DEMO, "train.max_steps": 120, "train.warmup_steps": 10, "train.lr_steps": [100],
-                     "train.checkpoint_every": 40},
-        "finetune": {"train.max_steps": 40, "train.warmup_steps": 5, "train.lr_steps": [30],
-                     "train.checkpoint_every": 20},
-    },
-}
-SUITE_SETTINGS["demo"]["fewshot"] = SUITE_SETTINGS["demo"]["finetune"]
 FINETUNE_EPOCHS = 12  # default transfer schedule where the suite gives none (GLIP's full-data fine-tune)
 
 
@@ -84,8 +72,8 @@ class Source:
 
 
 def settings(spec: JobSpec) -> tuple[dict[str, Any], list[str]]:
-    """(work settings, config overrides ``section.key=value``) of a spec, suite defaults first."""
-    merged = {**SUITE_SETTINGS.get(spec.suite, {}).get(spec.mode, {}), **dict(spec.overrides)}
+    """(work settings, config overrides ``section.key=value``) of a spec."""
+    merged = dict(spec.overrides)
     work: dict[str, Any] = {}
     config: list[str] = []
     for key, value in merged.items():
@@ -266,7 +254,7 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
         image_ids = sample_shots(train_set, int(spec.shots or 0), spec.seed)
         train_set = subset(train_set, image_ids)
         log.info("fewshot %d-shot, seed %d: %d training images", spec.shots, spec.seed, len(image_ids))
-    if not any(k.startswith("train.max_steps") for k in dict(spec.overrides)) and spec.suite not in SUITE_SETTINGS:
+    if "train.max_steps" not in dict(spec.overrides):
         cfg = default_schedule(cfg, len(train_set))
     device = resolve_device(work.get("device"))
     best = select_on_valid(cfg, spec, train_set, space, state, run_dir, device)

@@ -15,6 +15,7 @@ from typing import Any
 from harness import datasets as registry
 from harness.jobs import JobSpec, normalise_overrides, plan
 from harness.names import check_name
+from harness.suite_settings import suite_overrides
 from scaledet.errors import ConfigError
 
 START_KEYS = ("checkpoint", "pretrained", "pretrain_job")
@@ -46,21 +47,27 @@ def staged_plan(suite: str, datasets: Sequence[str], modes: Sequence[str], metho
         check_name(f"dataset of suite '{suite}'", name, record.datasets + record.upstream)
     pairs = dict(normalise_overrides(overrides))
     transfer_modes = [m for m in modes if m != "pretrain"]
-    explicit = plan(suite, datasets, ["pretrain"], methods, seeds[:1], split_policy=split_policy,
-                    overrides=pairs) if "pretrain" in modes else []
+    explicit = _plan(suite, datasets, ["pretrain"], methods, seeds[:1], split_policy, pairs) if "pretrain" in modes else []
     if not transfer_modes:
         return [explicit]
     if any(pairs.get(k) for k in START_KEYS):
         if upstream:
             raise ConfigError("a sweep gives either a starting checkpoint or 'upstream' sets to pretrain on, not both")
-        return [s for s in (explicit, plan(suite, datasets, transfer_modes, methods, seeds, shots=shots,
-                                           split_policy=split_policy, overrides=pairs)) if s]
+        transfer = _plan(suite, datasets, transfer_modes, methods, seeds, split_policy, pairs, shots)
+        return [s for s in (explicit, transfer) if s]
     pretrain, transfer = list(explicit), []
     for method, sets in upstream_sets(suite, methods, upstream).items():
         for names in sets:
-            (job,) = plan(suite, names, ["pretrain"], [method], seeds[:1], split_policy=split_policy, overrides=pairs)
+            (job,) = _plan(suite, names, ["pretrain"], [method], seeds[:1], split_policy, pairs)
             pretrain.append(job)
             start = {**pairs, "upstream": "+".join(names), "pretrain_job": job.job_id}
-            transfer += plan(suite, datasets, transfer_modes, [method], seeds, shots=shots, split_policy=split_policy,
-                             overrides=start)
+            transfer += _plan(suite, datasets, transfer_modes, [method], seeds, split_policy, start, shots)
     return [list(dict.fromkeys(pretrain)), transfer]
+
+
+def _plan(suite: str, datasets: Sequence[str], modes: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
+          split_policy: str, overrides: dict[str, Any], shots: Sequence[int] = ()) -> list[JobSpec]:
+    """``harness.jobs.plan`` per mode, each mode's suite settings under the given overrides."""
+    return [spec for mode in modes for spec in plan(
+        suite, datasets, [mode], methods, seeds, shots=shots, split_policy=split_policy,
+        overrides={**suite_overrides(suite, mode), **overrides})]

@@ -10,6 +10,7 @@ from harness.fewshot import sample_shots, subset
 from harness.jobs import JobSpec
 from harness.scaledetwork import default_schedule, settings, starting_checkpoint, upstream_order
 from harness.stages import staged_plan
+from harness.suite_settings import suite_overrides
 from scaledet.config import preset
 from scaledet.data import CocoDataset
 from scaledet.errors import CheckpointError, ConfigError, WeightsUnavailableError
@@ -26,8 +27,18 @@ def test_transfer_without_checkpoint_pretrains_the_suite_upstream_first():
     pretrain, transfer = _plan(["direct", "finetune"])
     assert [(s.mode, s.dataset, s.seed) for s in pretrain] == [("pretrain", "Aquarium+Packages+Raccoon", 3)]
     assert len(transfer) == 2 * 2 * 2  # datasets x modes x seeds
-    for spec in transfer:
-        assert dict(spec.overrides) == {"upstream": "Aquarium+Packages+Raccoon", "pretrain_job": pretrain[0].job_id}
+    start = {"upstream": "Aquarium+Packages+Raccoon", "pretrain_job": pretrain[0].job_id}
+    for spec in transfer:  # the suite's settings per mode are in the spec, hence in its job id and record
+        assert dict(spec.overrides) == {**start, **suite_overrides("demo", spec.mode)}
+    assert dict(pretrain[0].overrides)["model.box_batch_size_per_image"] == 128
+    assert suite_overrides("demo", "direct") == {} and suite_overrides("demo", "finetune")["train.max_steps"] == 40
+
+
+def test_user_overrides_win_over_suite_settings():
+    pretrain, transfer = _plan(["finetune"], overrides=(("train.max_steps", 2),), seeds=(3,))
+    assert dict(pretrain[0].overrides)["train.max_steps"] == 2
+    assert {dict(s.overrides)["train.max_steps"] for s in transfer} == {2}
+    assert dict(pretrain[0].overrides)["data.train_size"] == 320  # the rest of the demo settings stay
 
 
 def test_upstream_sets_and_single_dataset_baselines():
@@ -62,9 +73,7 @@ def test_settings_split_config_keys_from_work_settings_and_reject_typos():
                    overrides={"train.max_steps": 7, "data.scale_range": "[1, 1]", "upstream": "A+B", "device": "cpu"})
     work, config = settings(spec)
     assert work == {"upstream": "A+B", "device": "cpu"}
-    # the demo's suite settings come first, the spec's overrides win
-    assert "train.max_steps=7" in config and "train.max_steps=40" not in config
-    assert "data.scale_range=[1, 1]" in config
+    assert sorted(config) == ["data.scale_range=[1, 1]", "train.max_steps=7"]
     bad = JobSpec("demo", "Raccoon", "direct", "scaledet", 3, overrides={"pretrain_jobs": "x"})
     with pytest.raises(ConfigError, match=r"'pretrain_jobs' \(did you mean 'pretrain_job'\?\)"):
         settings(bad)
