@@ -20,8 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
+from harness.datasets import DATA_ENV, data_root
 from harness.names import check_name
 from harness.upstream_labels import UPSTREAM_ORDER, unified_indices, upstream_classes
 from scaledet.data import CocoDataset, load_coco
@@ -29,7 +28,6 @@ from scaledet.errors import DataError
 
 log = logging.getLogger(__name__)
 
-DATA_ENV = "SCALEDET_DATA"
 SPLITS: tuple[str, ...] = ("train", "val")
 
 
@@ -96,12 +94,6 @@ class UpstreamRecords:
     annotation_file: Path
     dataset: CocoDataset
     unified: dict[int, int]  # category id -> index in the 2,249-label space
-
-
-def data_root() -> Path:
-    """``$SCALEDET_DATA``, else ``platformdirs.user_cache_dir("scaledet")/data``."""
-    value = os.environ.get(DATA_ENV)
-    return Path(value).expanduser() if value else Path(platformdirs.user_cache_dir("scaledet")) / "data"
 
 
 def dataset_root(name: str, roots: Mapping[str, str | Path] | None = None) -> tuple[Path, str]:
