@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps
 from torch import Tensor
 
+from scaledet import validation
 from scaledet.errors import ConfigError, DataError
 from scaledet.labels import LabelSpace
 from scaledet.transforms import Transform
 
 log = logging.getLogger(__name__)
+
+MAX_PIXELS = 100_000_000  # read_image without max_side refuses larger images (a float copy is 12 bytes/pixel)
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # "I" (32-bit) is taken as 16-bit data
 
 
 @dataclass(frozen=True)
@@ -36,39 +41,61 @@ class CocoDataset:
         return len(self.images)
 
 
-def load_coco(annotations: str | Path, image_root: str | Path | None = None, name: str | None = None) -> CocoDataset:
-    """Read a COCO json; ``image_root`` defaults to the json's folder; ``name`` to the json's stem.
+def load_coco(annotations: str | Path, image_root: str | Path | None = None, name: str | None = None, *,
+              check_files: bool = False) -> CocoDataset:
+    """Read and check a COCO json; ``image_root`` defaults to the json's folder; ``name`` to the json's stem.
 
     Ids need not be contiguous. A category with id 0 and no boxes (Roboflow's root category) is dropped.
+    Malformed content (see :mod:`scaledet.validation`) is a ``DataError`` naming the file and the id; an
+    empty ``images`` list too. Training targets drop boxes with zero or negative width/height and clip boxes
+    to the image's ``width``/``height`` (counted, one warning per file); ``source`` keeps the boxes as
+    written, for evaluation. Image files are not opened unless ``check_files`` (see ``check_image_files``).
     """
     path = Path(annotations)
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as error:
         raise DataError(f"cannot read COCO annotations {path}: {error}") from error
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise DataError(f"{path}: field '{key}' missing or not a list")
-    used = {a.get("category_id") for a in data["annotations"]}
-    categories = sorted((c for c in data["categories"] if not (c["id"] == 0 and 0 not in used)),
-                        key=lambda c: c["id"])
-    data = {**data, "categories": categories}
-    known = {c["id"] for c in categories}
-    per_image: dict[int, list[dict[str, Any]]] = {img["id"]: [] for img in data["images"]}
-    for ann in data["annotations"]:
-        if ann.get("category_id") not in known or ann.get("image_id") not in per_image:
-            raise DataError(f"{path}: annotation {ann.get('id')} refers to an unknown category or image")
-        if not ann.get("iscrowd", 0):
-            per_image[ann["image_id"]].append(ann)
-    return CocoDataset(
+    where = str(path)
+    validation.check_layout(data, where)
+    fixes: Counter[str] = Counter()
+    categories = validation.drop_root_category(data["categories"], data["annotations"], fixes)
+    names = validation.check_categories(categories, where)
+    images = validation.check_images(data["images"], where)
+    if not images:
+        raise DataError(f"{path}: field 'images' is empty: a split needs at least one image")
+    categories = sorted(categories, key=lambda c: c["id"])
+    per_image: dict[int, list[dict[str, Any]]] = {image_id: [] for image_id in images}
+    for number, ann in enumerate(data["annotations"]):
+        bbox = validation.check_annotation(ann, number, where, images, names)
+        if ann.get("iscrowd", 0):
+            continue
+        box = validation.training_box(bbox, images[ann["image_id"]], fixes)
+        if box is not None:
+            per_image[ann["image_id"]].append(ann if box is bbox else {**ann, "bbox": box})
+    validation.log_fixes(path, fixes, " (training targets; evaluation uses the boxes as written)")
+    dataset = CocoDataset(
         name=name or path.stem,
         image_root=Path(image_root) if image_root is not None else path.parent,
         images=tuple(data["images"]),
         category_ids=tuple(c["id"] for c in categories),
         category_names=tuple(c["name"] for c in categories),
         annotations={k: tuple(v) for k, v in per_image.items()},
-        source=data,
+        source={**data, "categories": categories},
     )
+    if check_files:
+        check_image_files(dataset)
+    return dataset
+
+
+def check_image_files(dataset: CocoDataset, *, decode: bool = False) -> None:
+    """Fail now, naming the files, if any image of ``dataset`` is missing, unreadable or not the json's size.
+
+    Meant to run before training (a missing file otherwise surfaces when a loader worker reaches it);
+    ``decode=True`` also decodes every image, catching truncated files.
+    """
+    validation.check_files(dataset.image_root, dataset.images, f"{dataset.name} ({dataset.image_root})",
+                           decode=decode)
 
 
 def category_mapping(dataset: CocoDataset, label_space: LabelSpace, label_dataset: str | None = None) -> dict[int, int]:
@@ -85,14 +112,68 @@ def category_mapping(dataset: CocoDataset, label_space: LabelSpace, label_datase
     return dict(zip(dataset.category_ids, indices))
 
 
-def read_image(path: Path) -> Tensor:
-    """An RGB image as float ``[3, H, W]`` in [0, 1]; an undecodable file raises ``DataError`` naming it."""
+def read_image(path: Path, max_side: int | None = None) -> Tensor:
+    """An RGB image as float ``[3, H, W]`` in [0, 1], upright (EXIF orientation applied).
+
+    See :func:`load_image` for the conversions, the pixel limit and ``max_side``.
+    """
+    return load_image(path, max_side)[0]
+
+
+def load_image(path: Path, max_side: int | None = None) -> tuple[Tensor, tuple[float, float]]:
+    """The image as :func:`read_image` returns it, and the (x, y) scale applied to it (1 unless reduced).
+
+    - EXIF orientation is applied (``ImageOps.exif_transpose``): boxes refer to the upright image, whose
+      size the importers record.
+    - Alpha (RGBA, LA, PA, palette transparency) is composited over white; grayscale, palette and CMYK are
+      converted to RGB; 16-bit modes (``I;16*``, ``I``) are scaled 0..65535 -> 0..255.
+    - ``max_side``: images whose longer side is larger are reduced to it (JPEG decoded at a reduced scale
+      with ``draft``), so a huge photo never becomes a huge float tensor. Without it, an image over
+      :data:`MAX_PIXELS` is a ``DataError``.
+    - A missing, empty, truncated or undecodable file, or a decompression bomb, is a ``DataError`` naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image file {path} not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"image file {path} is empty (0 bytes)")
     try:
         with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, UnidentifiedImageError, ValueError) as error:
+            rotated = image.getexif().get(validation.EXIF_ORIENTATION) in validation.SWAPPING_ORIENTATIONS
+            width, height = image.size[::-1] if rotated else image.size
+            scale = (1.0, 1.0)
+            target = (width, height)
+            if max_side is not None and max(width, height) > max_side:
+                factor = max_side / max(width, height)
+                target = (max(1, round(width * factor)), max(1, round(height * factor)))
+                scale = (target[0] / width, target[1] / height)
+                if image.format == "JPEG":
+                    image.draft(None, target[::-1] if rotated else target)
+            elif width * height > MAX_PIXELS:
+                raise DataError(f"image {path} is {width}x{height} = {width * height} pixels, over the limit "
+                                f"of {MAX_PIXELS} (scaledet.data.MAX_PIXELS); read it with max_side to "
+                                "reduce it while decoding")
+            rgb = _to_rgb(ImageOps.exif_transpose(image))
+            if rgb.size != target:
+                rgb = rgb.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
+            array = np.asarray(rgb, dtype=np.uint8).copy()
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
+        if isinstance(error, DataError):
+            raise
         raise DataError(f"cannot decode image {path}: {error}") from error
-    return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
+    return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0), scale
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB: alpha composited over white, 16-bit scaled down (not clipped), other modes converted."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(image).astype(np.int64).clip(0, 65535)
+        gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def image_targets(dataset: CocoDataset, index: int, mapping: dict[int, int]) -> dict[str, Tensor]:
@@ -110,11 +191,14 @@ class DetectionDataset(torch.utils.data.Dataset):
     """Images and targets of one or more COCO datasets, labels mapped into one label space.
 
     Indexing takes ``i`` or ``(i, seed)``: the seed drives the random transform, so augmentation is a
-    function of the sampler's stream (exact resume, any number of workers).
+    function of the sampler's stream (exact resume, any number of workers). With ``max_side``, larger
+    images are reduced while decoding (``load_image``) and their boxes scaled by the same factors.
     """
 
-    def __init__(self, datasets: list[CocoDataset], mappings: list[dict[int, int]], transform: Transform | None):
+    def __init__(self, datasets: list[CocoDataset], mappings: list[dict[int, int]], transform: Transform | None,
+                 max_side: int | None = None):
         self.datasets = datasets
+        self.max_side = max_side  # images with a longer side are reduced while decoding, boxes scaled alike
         self.mappings = mappings
         self.transform = transform
         self.offsets = np.cumsum([0] + [len(d) for d in datasets])
@@ -131,8 +215,10 @@ class DetectionDataset(torch.utils.data.Dataset):
         index, seed = item if isinstance(item, tuple) else (item, 0)
         which, local = self.locate(index)
         dataset = self.datasets[which]
-        image = read_image(dataset.image_root / dataset.images[local]["file_name"])
+        image, (sx, sy) = load_image(dataset.image_root / dataset.images[local]["file_name"], self.max_side)
         target = image_targets(dataset, local, self.mappings[which])
+        if (sx, sy) != (1.0, 1.0):
+            target["boxes"] = target["boxes"] * torch.tensor([sx, sy, sx, sy])
         if self.transform is not None:
             image, target = self.transform(image, target, torch.Generator().manual_seed(int(seed)))
         return image, target
