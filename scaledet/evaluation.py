@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import logging
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from scaledet import validation
 from scaledet.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -20,13 +20,40 @@ logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)  # its summary t
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
-def _ground_truth(gt: str | Path | dict[str, Any]) -> dict[str, Any]:
+def _ground_truth(gt: str | Path | dict[str, Any]) -> tuple[dict[str, Any], str]:
     if isinstance(gt, dict):
-        return copy.deepcopy(gt)
+        return gt, "ground truth"
     try:
-        return json.loads(Path(gt).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        return json.loads(Path(gt).read_text()), str(gt)
+    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as error:
         raise DataError(f"cannot read ground truth {gt}: {error}") from error
+
+
+def _checked_ground_truth(data: Any, where: str) -> dict[str, Any]:
+    """The minimal COCO dict the evaluator needs, checked (``DataError`` naming the id and field).
+
+    Annotations are renumbered 1..n in order (ids do not change the metrics; duplicates would); ground
+    truth boxes with negative width or height are dropped and counted (they cannot be matched).
+    """
+    validation.check_layout(data, where)
+    names = validation.check_categories(data["categories"], where)
+    images = validation.check_images(data["images"], where, need_file_name=False)
+    annotations = []
+    negative = 0
+    for number, ann in enumerate(data["annotations"]):
+        bbox = validation.check_annotation(ann, number, where, images, names)
+        if bbox[2] < 0 or bbox[3] < 0:
+            negative += 1
+            continue
+        annotations.append({"id": len(annotations) + 1, "image_id": ann["image_id"],
+                            "category_id": ann["category_id"], "bbox": bbox,
+                            "area": float(ann.get("area", bbox[2] * bbox[3])),
+                            "iscrowd": int(ann.get("iscrowd", 0))})
+    if negative:
+        log.warning("%s: %d ground-truth boxes with negative width or height dropped from the evaluation",
+                    where, negative)
+    return {"info": {}, "licenses": [], "images": [{"id": i} for i in images],
+            "categories": [{"id": c, "name": n} for c, n in names.items()], "annotations": annotations}
 
 
 def coco_eval(gt: str | Path | dict[str, Any], detections: list[dict[str, Any]]) -> dict[str, Any]:
@@ -37,19 +64,14 @@ def coco_eval(gt: str | Path | dict[str, Any], detections: list[dict[str, Any]])
     """
     from faster_coco_eval import COCO, COCOeval_faster
 
-    data = _ground_truth(gt)
-    data.setdefault("info", {})
-    data.setdefault("licenses", [])
-    for ann in data.get("annotations", []):
-        ann.setdefault("area", float(ann["bbox"][2] * ann["bbox"][3]))
-        ann.setdefault("iscrowd", 0)
+    data = _checked_ground_truth(*_ground_truth(gt))
     names = {c["id"]: c["name"] for c in data["categories"]}
-    if not detections:
+    results = _checked_detections(detections, data)
+    if not results:
         return _empty_result(data, names)
-    _check_detections(detections, data)
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO(data)
-        coco_dt = coco_gt.loadRes(copy.deepcopy(list(detections)))
+        coco_dt = coco_gt.loadRes(results)
         evaluator = COCOeval_faster(coco_gt, coco_dt, iouType="bbox")
         evaluator.evaluate()
         evaluator.accumulate()
@@ -83,12 +105,29 @@ def _empty_result(data: dict[str, Any], names: dict[int, str]) -> dict[str, Any]
     return result
 
 
-def _check_detections(detections: list[dict[str, Any]], data: dict[str, Any]) -> None:
+def _checked_detections(detections: Any, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Clean copies of the detections; a malformed one is a ``DataError`` naming it and the field."""
+    if not isinstance(detections, list | tuple):
+        raise DataError(f"detections must be a list of COCO results, got {type(detections).__name__}")
     cats = {c["id"] for c in data["categories"]}
     images = {i["id"] for i in data["images"]}
-    for det in detections:
-        if det.get("category_id") not in cats or det.get("image_id") not in images:
+    out = []
+    for number, det in enumerate(detections):
+        where = f"detection {number}"
+        if not isinstance(det, dict):
+            raise DataError(f"{where}: expected an object with image_id, category_id, bbox, score, got {det!r:.200}")
+        image_id, category_id = det.get("image_id"), det.get("category_id")
+        if not (validation.is_id(image_id) and validation.is_id(category_id)
+                and category_id in cats and image_id in images):
             raise DataError(
-                f"detection {det} refers to category {det.get('category_id')} / image {det.get('image_id')} "
+                f"{where} refers to category {det.get('category_id')!r} / image {det.get('image_id')!r} "
                 f"not in the ground truth (categories {sorted(cats)[:10]})"
             )
+        bbox = validation.check_bbox(det.get("bbox"), where)
+        if bbox[2] < 0 or bbox[3] < 0:
+            raise DataError(f"{where}: field 'bbox' has a negative width or height: {bbox}")
+        if not validation.is_number(det.get("score")):
+            raise DataError(f"{where}: field 'score' must be a finite number, got {det.get('score')!r}")
+        out.append({"image_id": det["image_id"], "category_id": det["category_id"], "bbox": bbox,
+                    "score": float(det["score"])})
+    return out
