@@ -8,13 +8,13 @@ Boxes are COCO ``[x, y, w, h]`` in pixels; image sizes are the json's ``width``/
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from harness.importers.records import SourceBox, SourceDataset, SourceImage, safe_relative, split_name
 from scaledet.errors import DataError
+from scaledet.validation import is_id, is_number
 
 FORMAT = "coco"
 ANNOTATION_NAME = "_annotations.coco.json"
@@ -68,21 +68,29 @@ def _load(path: Path) -> dict[str, Any]:
 
 def _read_split(path: Path, names: list[str], fixes: Counter[str]) -> list[SourceImage]:
     data = _load(path)
-    used = {ann.get("category_id") for ann in data["annotations"] if isinstance(ann, dict)}
+    used = {ann.get("category_id") for ann in data["annotations"]
+            if isinstance(ann, dict) and is_id(ann.get("category_id"))}
     label_of: dict[Any, int] = {}
+    named: dict[str, int] = {}
     for cat in data["categories"]:
-        if not isinstance(cat, dict) or "id" not in cat or not isinstance(cat.get("name"), str):
-            raise DataError(f"{path}: category {cat!r} needs an 'id' and a string 'name'")
+        if not isinstance(cat, dict) or not is_id(cat.get("id")) or not isinstance(cat.get("name"), str):
+            raise DataError(f"{path}: category {cat!r:.200} needs an integer 'id' and a string 'name'")
         if cat["id"] == 0 and 0 not in used:
             fixes["root_category"] += 1
             continue
+        if cat["id"] in label_of:
+            raise DataError(f"{path}: category id {cat['id']} appears twice; category ids must be unique")
+        if cat["name"] in named:
+            raise DataError(f"{path}: category name {cat['name']!r} is used by ids {named[cat['name']]} and "
+                            f"{cat['id']}; category names must be unique")
+        named[cat["name"]] = cat["id"]
         if cat["name"] not in names:
             names.append(cat["name"])
         label_of[cat["id"]] = names.index(cat["name"])
     boxes: dict[Any, list[SourceBox]] = {}
     for image in data["images"]:
-        if not isinstance(image, dict) or "id" not in image or not isinstance(image.get("file_name"), str):
-            raise DataError(f"{path}: image {image!r} needs an 'id' and a string 'file_name'")
+        if not isinstance(image, dict) or not is_id(image.get("id")) or not isinstance(image.get("file_name"), str):
+            raise DataError(f"{path}: image {image!r:.200} needs an integer 'id' and a string 'file_name'")
         if image["id"] in boxes:
             raise DataError(f"{path}: image id {image['id']} appears twice")
         boxes[image["id"]] = []
@@ -90,13 +98,12 @@ def _read_split(path: Path, names: list[str], fixes: Counter[str]) -> list[Sourc
         where = f"{path}: annotation {ann.get('id') if isinstance(ann, dict) else ann!r}"
         if not isinstance(ann, dict):
             raise DataError(f"{where}: expected an object")
-        if ann.get("image_id") not in boxes:
+        if not is_id(ann.get("image_id")) or ann["image_id"] not in boxes:
             raise DataError(f"{where}: image_id {ann.get('image_id')!r} is not an image of the file")
-        if ann.get("category_id") not in label_of:
+        if not is_id(ann.get("category_id")) or ann["category_id"] not in label_of:
             raise DataError(f"{where}: category_id {ann.get('category_id')!r} is not a category of the file")
         bbox = ann.get("bbox")
-        if (not isinstance(bbox, list) or len(bbox) != 4
-                or not all(isinstance(v, int | float) and math.isfinite(v) for v in bbox)):
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(is_number(v) for v in bbox):
             raise DataError(f"{where}: field 'bbox' must be 4 finite numbers [x, y, w, h], got {bbox!r}")
         x, y, w, h = (float(v) for v in bbox)
         boxes[ann["image_id"]].append(SourceBox(label_of[ann["category_id"]], x, y, x + w, y + h,
@@ -105,11 +112,18 @@ def _read_split(path: Path, names: list[str], fixes: Counter[str]) -> list[Sourc
     for image in data["images"]:
         file_name = safe_relative(image["file_name"], f"{path}: image {image['id']}")
         image_path = path.parent / file_name
-        if not image_path.is_file():
+        if not _is_file(image_path):
             raise DataError(f"{path}: image {image['id']}: file {image_path} not found (file_name is "
                             "relative to the json's folder)")
         width, height = image.get("width"), image.get("height")
-        sized = isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0
+        sized = is_id(width) and is_id(height) and width > 0 and height > 0
         out.append(SourceImage(image_path, file_name, tuple(boxes[image["id"]]),
                                width if sized else None, height if sized else None))
     return out
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # e.g. a name too long for the file system
+        return False

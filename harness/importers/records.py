@@ -71,9 +71,9 @@ def split_name(name: str) -> str | None:
 def safe_relative(file_name: str, where: str) -> str:
     """``file_name`` as a relative posix path inside its folder; absolute paths and ``..`` are refused."""
     path = PurePosixPath(file_name.replace("\\", "/"))
-    if not file_name or path.is_absolute() or ".." in path.parts:
+    if not file_name or path.is_absolute() or ".." in path.parts or "\x00" in file_name:
         raise DataError(f"{where}: file_name {file_name!r} must be a relative path inside the export "
-                        "(no absolute path, no '..')")
+                        "(no absolute path, no '..', no NUL)")
     return str(path)
 
 

@@ -101,7 +101,7 @@ def _split_lists(source: Path) -> dict[str, list[tuple[str, str]]]:
     for path in sorted(main.glob("*.txt")) if main.is_dir() else []:
         split = split_name(path.stem)
         if split:
-            lines = enumerate(path.read_text().splitlines(), start=1)
+            lines = enumerate(_text(path).splitlines(), start=1)
             lists[split] = [(f"{path}:{n}", line.split()[0]) for n, line in lines if line.strip()]
     if lists:
         return lists
@@ -113,11 +113,21 @@ def _split_lists(source: Path) -> dict[str, list[tuple[str, str]]]:
 
 
 def _csv_entries(path: Path) -> list[tuple[str, str]]:
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if "filename" not in (reader.fieldnames or []):
-            raise DataError(f"{path}: no 'filename' column (header: {reader.fieldnames})")
-        return [(f"{path}:{reader.line_num}", row["filename"]) for row in reader if row.get("filename")]
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if "filename" not in (reader.fieldnames or []):
+                raise DataError(f"{path}: no 'filename' column (header: {reader.fieldnames})")
+            return [(f"{path}:{reader.line_num}", row["filename"]) for row in reader if row.get("filename")]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"cannot read split list {path}: {error}") from error
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read split list {path}: {error}") from error
 
 
 def _read_xml(path: Path, image_dir: Path, names: list[str]) -> SourceImage:
@@ -167,7 +177,7 @@ def _size(path: Path, root: ET.Element) -> tuple[int | None, int | None]:
         text = size.findtext(key)
         try:
             values.append(int(float(text)) if text and text.strip() else 0)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise DataError(f"{path}: field 'size/{key}' is not a number (got {text!r})") from None
     if min(values) <= 0:
         return None, None

@@ -19,16 +19,17 @@ from harness.datasets import DatasetSpec
 from harness.importers.records import SourceBox, SourceImage
 from harness.importers.summary import SplitCounts
 from scaledet.errors import DataError
+from scaledet.validation import header_size
 
 CLIP_TOLERANCE = 1e-6  # pixels: a corner moved by less is float noise, not a fix
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the image header (PIL does not decode the pixels)."""
+    """(width, height) of the upright image, as ``scaledet.data.read_image`` gives it (EXIF orientation
+    applied), from the image header (PIL does not decode the pixels)."""
     try:
-        with Image.open(path) as image:
-            return image.size
-    except (OSError, UnidentifiedImageError, ValueError) as error:
+        return header_size(path)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise DataError(f"cannot read image size of {path}: {error}") from error
 
 

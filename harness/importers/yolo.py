@@ -53,11 +53,14 @@ def class_names(path: Path) -> tuple[str, ...]:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise DataError(f"cannot read {path}: {error}") from error
     names = data.get("names") if isinstance(data, dict) else None
-    if isinstance(names, dict) and sorted(names) == list(range(len(names))):
+    if isinstance(names, dict) and set(names) == set(range(len(names))):
         names = [names[i] for i in range(len(names))]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise DataError(f"{path}: field 'names' must be a non-empty list of class names "
                         f"(or a mapping 0..n-1 -> name), got {names!r}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"{path}: field 'names' lists {repeated} more than once; class names must be unique")
     if "nc" in data and data["nc"] != len(names):
         raise DataError(f"{path}: field 'nc' is {data['nc']!r} but 'names' lists {len(names)} classes")
     return tuple(names)
