@@ -94,17 +94,18 @@ class OpenCLIPEncoder:
         self._tokenizer = open_clip.get_tokenizer(self.model_name)
 
     def _missing_weights_message(self, error: Exception) -> str:
-        cache = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
-        looked = (
-            f"the local file {self.pretrained}"
-            if self.pretrained and Path(self.pretrained).suffix
-            else f"the OpenCLIP hub for tag '{self.pretrained}' (cache {cache})"
-        )
+        if self.pretrained and Path(self.pretrained).suffix:
+            looked = f"the local file {self.pretrained}"
+        else:
+            looked = f"the OpenCLIP pretrained tag '{self.pretrained}' ({_hub_location(self.model_name, self.pretrained)})"
+        detail = str(error).splitlines()[0][:200] if str(error) else ""
         return (
-            f"cannot load OpenCLIP weights '{self.pretrained}' for model '{self.model_name}': looked in {looked} "
-            f"({type(error).__name__}: {str(error)[:200]}). Download the checkpoint on a machine with internet "
-            "(e.g. open_clip_pytorch_model.bin from the model's hub page) and pass its path as the pretrained "
-            "weights (--text-weights PATH), or use the offline MiniLM encoder (--text-encoder minilm)."
+            f"cannot load OpenCLIP weights '{self.pretrained}' for model '{self.model_name}': looked for "
+            f"{looked} ({type(error).__name__}: {detail}). To supply a local file: download the checkpoint "
+            "on a machine with internet (e.g. open_clip_pytorch_model.bin from the model's hub page) and pass "
+            "its path as the text weights (harness: --set text_weights=PATH; Python: "
+            "build_text_encoder(name, weights=PATH)), or use the offline MiniLM encoder "
+            "(--set text_encoder=minilm)."
         )
 
     def encode(self, texts: list[str]) -> Tensor:
@@ -113,6 +114,28 @@ class OpenCLIPEncoder:
         tokens = self._tokenizer(list(texts)).to(self.device)
         with torch.inference_mode():
             return self._model.encode_text(tokens).float().cpu().clone()
+
+
+def _hub_location(model: str, tag: str | None) -> str:
+    """Where open_clip looks for a pretrained tag: its Hugging Face repo and local cache, or its URL."""
+    cache = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+    try:
+        from huggingface_hub import constants
+
+        cache = str(constants.HF_HUB_CACHE)
+    except ImportError:
+        pass
+    try:
+        from open_clip.pretrained import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(model, tag or "") or {}
+    except ImportError:
+        cfg = {}
+    if cfg.get("hf_hub"):
+        return f"Hugging Face repo {cfg['hf_hub'].rstrip('/')}, cache {cache}"
+    if cfg.get("url"):
+        return f"{cfg['url']}, cache ~/.cache/clip"
+    return f"no such tag is known to open_clip for {model}; cache {cache}"
 
 
 def _weights_label(pretrained: str) -> str:
