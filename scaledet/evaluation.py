@@ -21,8 +21,8 @@ STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
 def _ground_truth(gt: str | Path | dict[str, Any]) -> tuple[dict[str, Any], str]:
-    if isinstance(gt, dict):
-        return gt, "ground truth"
+    if not isinstance(gt, str | Path):
+        return gt, "ground truth"  # a dict, or anything else check_layout refuses
     try:
         return json.loads(Path(gt).read_text()), str(gt)
     except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as error:
