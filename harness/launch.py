@@ -33,8 +33,16 @@ import torch.distributed as dist
 
 from harness.jobs import JobSpec
 from harness.names import check_name
-from harness.results import WORK_KEYS, ResultRecord, atomic_write_text, cells_to_run, write_record
-from scaledet.errors import ConfigError
+from harness.results import (
+    WORK_KEYS,
+    ResultRecord,
+    atomic_write_text,
+    cells_to_run,
+    read_record,
+    result_path,
+    write_record,
+)
+from scaledet.errors import ConfigError, ScaleDetError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,7 @@ EXECUTORS = ("debug", "local", "slurm")
 WORKLOAD_MODULES: dict[str, str] = {"toy": "harness.toywork", "scaledet": "harness.scaledetwork"}
 _WORK: dict[tuple[str, str], WorkFn] = {}
 TRACEBACK_TAIL = 40  # lines kept in a failure record
+CLOCK_SLACK_S = 5.0  # a record this close to the submission time counts as written by its runner
 
 
 def register_work(workload: str, mode: str, fn: WorkFn) -> None:
@@ -243,6 +252,9 @@ class Submission:
 
     jobs: dict[str, submitit.Job] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    # where failure records go when a job's process died before its runner could write one
+    runners: dict[str, JobRunner] = field(default_factory=dict)
+    submitted_at: float = field(default_factory=time.time)
 
     def wait(self) -> dict[str, str]:
         """Wait for every job; job id → "done" | "failed" (an exception is recorded, not raised)."""
@@ -255,7 +267,30 @@ class Submission:
             except Exception as error:  # noqa: BLE001 - any job error; the runner wrote its failure record
                 log.warning("job %s failed: %s", job_id, str(error).splitlines()[0] if str(error) else error)
                 states[job_id] = "failed"
+                try:
+                    self._record_lost(job_id, job, error)
+                except (OSError, ScaleDetError) as problem:  # waiting goes on; the state is "failed" anyway
+                    log.warning("job %s: could not write its failure record: %s", job_id, problem)
         return states
+
+    def _record_lost(self, job_id: str, job: submitit.Job, error: Exception) -> None:
+        """A failure record for a job whose process died (SIGKILL, OOM killer, node failure) before its
+        runner wrote any record in this submission; a record the runner wrote is left as it is."""
+        runner = self.runners.get(job_id)
+        if runner is None:
+            return
+        path = result_path(runner.results_root, runner.sweep, job_id)
+        if path.exists() and (path.stat().st_mtime >= self.submitted_at - CLOCK_SLACK_S
+                              or read_record(path).status == "done"):  # never replace a result
+            return
+        text = str(error)
+        first = text.splitlines()[0] if text else type(error).__name__
+        runner._write(
+            status="failed", started=self.submitted_at, started_at=None, cluster_id=str(job.job_id),
+            log_path=str(runner.runs_root / job_id / "job.log"),
+            error=f"JobLost: the job process ended without writing a result (killed by a signal, e.g. the "
+                  f"out-of-memory killer, or lost with its node); {type(error).__name__}: {first}",
+            traceback="".join(text.splitlines(True)[-TRACEBACK_TAIL:]))
 
 
 def manifest_path(runs_root: Path, sweep: str) -> Path:
@@ -288,6 +323,7 @@ def submit(
     with ex.batch():
         jobs = [ex.submit(runner) for runner in runners]
     submission.jobs = {spec.job_id: job for spec, job in zip(todo, jobs)}
+    submission.runners = {spec.job_id: runner for spec, runner in zip(todo, runners)}
     _update_manifest(runs_root, sweep, results_root, executor, todo, jobs)
     log.info("sweep %s: submitted %d job(s) with executor %s, %d cell(s) already there",
              sweep, len(jobs), executor, len(submission.skipped))
