@@ -244,3 +244,25 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, m
     with pytest.raises(CheckpointError, match="there is no earlier checkpoint"):
         checkpoints.save_checkpoint(_state(1), tmp_path / "fresh")
     assert list((tmp_path / "fresh").iterdir()) == []
+
+
+def test_disk_full_during_training_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from engine_fixtures import packages, tiny_config
+
+    from scaledet.engine import train
+
+    data, space = packages(tmp_path)
+    real_save = torch.save
+
+    def full_at_step_2(obj, f, *args, **kwargs):
+        if isinstance(obj, dict) and obj.get("step") == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(f))
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_at_step_2)
+    with pytest.raises(CheckpointError, match=r"checkpoint_0000002\.pt \(step 2\): No space left on device"):
+        train(tiny_config(2, 1), [data], space, tmp_path / "run", device="cpu")
+    monkeypatch.setattr(torch, "save", real_save)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint_0000001.pt", "last.pt"]
+    resumed = train(tiny_config(2, 1), [data], space, tmp_path / "run", device="cpu")  # space freed: resume
+    assert resumed.step == 2 and len(resumed.history) == 1
