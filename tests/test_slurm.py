@@ -15,7 +15,7 @@ from slurm_fixtures import sacct_field, slurm_cluster  # noqa: F401  (fixture)
 from harness.cli import main
 from harness.jobs import JobSpec
 from harness.launch import Resources, submit
-from harness.results import read_record, result_path
+from harness.results import iter_records, read_record, result_path
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 RES = Resources(time=10, cpus_per_task=1)
@@ -124,3 +124,25 @@ def test_two_ddp_ranks_train_in_lockstep(tmp_path):
     alone = json.loads((single["runs_root"] / spec.job_id / "params.rank0.json").read_text())
     assert alone["world"] == 1 and alone["digest"] != ranks[0]["digest"]
     assert read_record(result_path(roots["results_root"], "ddp", spec.job_id)).config["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_demo_sweep_with_the_detector_runs_as_arrays_on_slurm(tmp_path, capsys):
+    """The acceptance sweep with the real workload: demo suite, 2 datasets x direct + finetune x 2 seeds,
+    after its pretrain job (tiny schedules); every record done, `harness status` shows sacct's COMPLETED."""
+    roots = _roots(tmp_path, "detector")
+    args = ["run", "--suite", "demo", "--seeds", "3,30", "--executor", "slurm", "--cpus-per-task", "1",
+            "--time", "20", "--sweep", "slurm-demo", "--no-report", "--set", "train.max_steps=2",
+            "--set", "train.checkpoint_every=1", "--set", "train.warmup_steps=1",
+            "--results-root", str(roots["results_root"]), "--runs-root", str(roots["runs_root"])]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "stage 1/2 (pretrain): 1 cells, 1 submitted" in out and "stage 2/2 (direct+finetune): 8 cells, 8 submitted" in out
+    records = list(iter_records(roots["results_root"], "slurm-demo"))
+    assert len(records) == 9 and all(r.status == "done" and r.executor == "slurm" for r in records)
+    assert all(r.slurm_job_id for r in records)
+    transfer = [r for r in records if r.spec["mode"] != "pretrain"]
+    assert len({r.slurm_job_id.split("_")[0] for r in transfer}) == 1  # one job array for the 8 transfer cells
+    status = _settled_status(roots["runs_root"], "slurm-demo", capsys, completed=9, limit=90)
+    assert "sweep slurm-demo: 9 cells: 9 done, 0 failed, 0 running, 0 pending" in status
+    assert status.count("COMPLETED") == 9

@@ -24,6 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Render the report and print the path of its Markdown file."""
     out = args.out or Path("reports") / args.suite
-    path = render_report(args.results_root, args.suite, out, args.sweep, published=args.published)
+    path = render_report(args.results_root, args.suite, out, args.sweep, published=args.published,
+                         command=args.command_line)
     print(path)
     return 0

@@ -131,9 +131,10 @@ def launch(sweep: SweepFile, args: argparse.Namespace) -> int:
           + (f" ({', '.join(failed)}; see `harness status --sweep {sweep_id}`)" if failed else ""))
     if sweep.workload == "scaledet" and not args.no_report:
         from harness.reporting import render_report
-
+        
         out = args.report_dir or Path("reports") / sweep.suite
-        print(f"report: {render_report(args.results_root, sweep.suite, out, sweep_id)}")
+        path = render_report(args.results_root, sweep.suite, out, sweep_id, command=getattr(args, "command_line", None))
+        print(f"report: {path}")
     return 1 if failed else 0
 
 

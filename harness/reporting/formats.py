@@ -67,5 +67,6 @@ def provenance(cells: pd.DataFrame) -> dict[str, str]:
 def provenance_markdown(fields: dict[str, str]) -> str:
     """The provenance footer as a Markdown list."""
     names = {"commit": "commit", "config_hash": "config hash", "split_policy": "split policy",
-             "text_encoder": "text encoder", "date": "date of the newest result", "results": "result cells"}
+             "text_encoder": "text encoder", "date": "date of the newest result", "results": "result cells",
+             "command": "rendered by"}
     return "".join(f"- {names[key]}: {value}\n" for key, value in fields.items())

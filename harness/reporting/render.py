@@ -35,6 +35,7 @@ class Report:
     tables: list[Table]
     figures: dict[str, tuple[str, Figure]] = field(default_factory=dict)  # stem -> (caption, figure)
     missing_figures: dict[str, str] = field(default_factory=dict)  # caption -> reason
+    command: str | None = None  # the command line that rendered it, for the provenance footer
 
 
 def suite_datasets(suite: str, cells: pd.DataFrame) -> tuple[str, ...]:
@@ -129,7 +130,10 @@ def markdown(report: Report) -> str:
     figures = [f"![{caption}](figures/{stem}.png)\n" for stem, (caption, _) in report.figures.items()]
     figures += [f"- {caption}: not drawn ({reason}).\n" for caption, reason in report.missing_figures.items()]
     parts.append("## Figures\n\n" + "\n".join(figures))
-    parts.append("## Provenance\n\n" + formats.provenance_markdown(formats.provenance(report.inp.cells)))
+    fields = formats.provenance(report.inp.cells)
+    if report.command:
+        fields["command"] = f"`{report.command}`"
+    parts.append("## Provenance\n\n" + formats.provenance_markdown(fields))
     return "\n".join(parts)
 
 
@@ -153,10 +157,11 @@ def write_report(report: Report, out: Path) -> Path:
 
 
 def render_report(results: Path, suite: str, out: Path, sweep: str | None = None, *,
-                  published: bool = True, unseen: UnseenRule | None = None) -> Path:
+                  published: bool = True, unseen: UnseenRule | None = None, command: str | None = None) -> Path:
     """Render the report of ``suite`` (optionally one ``sweep``) from the store at ``results`` into ``out``.
 
     ``unseen`` is an ``UnseenRule``, or None for ``harness.datasets.unseen_classes`` (rule "names").
+    ``command``, if given, is named in the provenance footer as what rendered the report.
     Returns the path of the Markdown file.
     """
     cells = load_cells(Path(results), suite, sweep)
@@ -166,4 +171,7 @@ def render_report(results: Path, suite: str, out: Path, sweep: str | None = None
     rule = unseen or default_unseen_rule(suite, datasets)
     inp = tables.ReportInput(suite, datasets, cells, load_published(suite) if published else None, rule)
     title = f"Report: suite {suite}" + (f", sweep {sweep}" if sweep else "")
-    return write_report(build_report(inp, title), Path(out))
+    report = build_report(inp, title)
+    report.command = command
+    return write_report(report, Path(out))
+
