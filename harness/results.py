@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.atomic import atomic_write_text
 from harness.jobs import JobSpec
 from harness.names import check_name
 from scaledet.errors import ConfigError
@@ -123,21 +122,6 @@ class ResultRecord:
 
 def result_path(root: Path, sweep: str, job_id: str) -> Path:
     return Path(root) / sweep / f"{job_id}.json"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder, fsync, ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_record(root: Path, record: ResultRecord) -> Path:
