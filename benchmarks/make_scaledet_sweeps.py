@@ -2,7 +2,9 @@
 
 The sweep format (``harness.sweepfile``) holds one grid with one set of overrides per file, so every
 training schedule of Table C is its own file; cells shared between tables (Table 8's L_hl+L_sl rows are
-Table 1's ScaleDet runs) have the same job id and run once. Each file's header states its GPU budget:
+Table 1's ScaleDet runs) have the same job id and run once. ``benchmarks/scaledet_table1.yaml`` holds the whole
+of Table 1 as one multi-document file (the seven Table 1 files, ``---`` separated). Each file's header states
+its GPU budget, computed by ``harness.budget`` (as ``harness sweep FILE --dry-run`` does):
 
     GPU-hours = train.max_steps x data.batch_size / (images per second per GPU) / 3600
 
@@ -14,9 +16,9 @@ Detic's model zoo (docs/MODEL_ZOO.md, 8 x V100, the CenterNet2 recipe ScaleDet b
 - Swin-B at 896: ``BoxSup-C2_L_CLIP_SwinB_896b32_4x`` = 180,000 x 32 images in 43 h -> 4.65 images/s/GPU;
 - Swin-T at 896: no published figure; Swin-B's rate is used (an upper bound on time).
 
-Replace them with a measured rate of our detector when one exists (``RATES`` below) and re-run:
+Replace them with a measured rate of our detector when one exists (``harness.budget.RATES``) and re-run:
 ``python benchmarks/make_scaledet_sweeps.py``. ``tests/test_upstream_sweeps.py`` checks the files are
-this script's output and load with ``harness.sweepfile.load_sweep_file``.
+this script's output and load with ``harness.sweepfile.load_sweep_file(s)``.
 """
 
 from __future__ import annotations
@@ -26,26 +28,24 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import budget
+from harness.budget import FINETUNE_EPOCHS, RATES
 from harness.jobs import JobSpec
 
 log = logging.getLogger("make_scaledet_sweeps")
 OUT = Path(__file__).parent / "scaledet_sweeps"
+TABLE1_FILE = Path(__file__).parent / "scaledet_table1.yaml"
 SEED = 3
 GPUS = 8  # the paper trains on 8 V100
-RATES = {  # images / s / GPU, see the module docstring
-    "r50": (5_760_000 / (17 * 3600 * 8), "Detic BoxSup-C2_L_CLIP_R5021k_640b64_4x: 90k x 64 images in 17 h on 8 V100"),
-    "swin-b": (5_760_000 / (43 * 3600 * 8), "Detic BoxSup-C2_L_CLIP_SwinB_896b32_4x: 180k x 32 images in 43 h on 8 V100"),
-    "swin-t": (5_760_000 / (43 * 3600 * 8), "no published Swin-T figure: Swin-B's rate (upper bound on time)"),
-}
 TRAIN_SIZE = {"r50": 640, "swin-t": 896, "swin-b": 896}
 SHORT = {"lvis": "L", "coco": "C", "objects365": "O365", "openimages": "OID"}
-# ODinW-13 image counts (GLIP paper Table 9 via ../shared/reference/odinw13.yaml): train, and the images
-# scored under the glip split policy (valid; EgoHands/Vehicles mini_val counted as their full valid).
+# ODinW-13 image counts (the registry's, GLIP paper Table 9): train, and the images scored under the glip
+# split policy (valid; EgoHands/Vehicles mini_val counted as their full valid).
 ODINW13 = ("AerialMaritimeDrone", "Aquarium", "CottontailRabbits", "EgoHands", "NorthAmericaMushrooms", "Packages",
            "PascalVOC", "pistols", "pothole", "Raccoon", "ShellfishOpenImages", "thermalDogsAndPeople",
            "VehiclesOpenImages")
-ODINW_TRAIN_IMAGES, ODINW_EVAL_IMAGES = 24_488, 4_938
-FINETUNE_EPOCHS = 12  # assumption until the ODinW finetune workload states its schedule
+ODINW_TRAIN_IMAGES = sum(budget.split_images("odinw13", name, "train") for name in ODINW13)
+ODINW_EVAL_IMAGES = sum(budget.eval_images("odinw13", name, "glip") for name in ODINW13)
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Pretrain:
                        tuple(sorted(self.overrides().items())))
 
     def gpu_hours(self) -> float:
-        return self.steps * self.batch / RATES[self.backbone][0] / 3600
+        return budget.pretrain_hours(self.steps, self.batch, self.backbone)
 
 
 L, LC, LCO, LCOO = ("lvis",), ("lvis", "coco"), ("lvis", "coco", "objects365"), ("lvis", "coco", "objects365", "openimages")
@@ -99,7 +99,7 @@ TABLE7 = {  # ScaleDet-T/B pretraining (ScaleDet-R is Table 1's L+C+O365+OID run
 
 
 def pretrain_file(stem: str, run: Pretrain, table: str) -> str:
-    rate, source = RATES[run.backbone]
+    rate, source = RATES[run.backbone].images_per_second, RATES[run.backbone].source
     hours = run.gpu_hours()
     wall = hours / GPUS
     lines = [
@@ -128,9 +128,10 @@ def pretrain_file(stem: str, run: Pretrain, table: str) -> str:
 
 
 def transfer_file(stem: str, source: Pretrain, modes: tuple[str, ...], table: str) -> str:
-    rate = RATES[source.backbone][0]
-    eval_hours = ODINW_EVAL_IMAGES / rate / 3600 * len(modes)
-    finetune_hours = FINETUNE_EPOCHS * ODINW_TRAIN_IMAGES / rate / 3600 if "finetune" in modes else 0.0
+    rate = RATES[source.backbone].images_per_second
+    eval_hours = budget.images_hours(ODINW_EVAL_IMAGES, source.backbone) * len(modes)
+    finetune_hours = (budget.images_hours(FINETUNE_EPOCHS * ODINW_TRAIN_IMAGES, source.backbone)
+                      if "finetune" in modes else 0.0)
     job = source.spec().job_id
     lines = [
         f"# {table}: {' and '.join(modes)} transfer to ODinW-13 from {source.method} {source.name} ({source.backbone}).",
@@ -181,6 +182,21 @@ def all_files() -> dict[str, str]:
     return files
 
 
+def table1_file() -> str:
+    """``benchmarks/scaledet_table1.yaml``: Table 1's seven files as the documents of one sweep file."""
+    hours = sum(run.gpu_hours() for run in TABLE1.values())
+    head = [
+        "# The paper's Table 1, whole: baselines on L, C, O365, OID and ScaleDet on L+C, L+C+O365, L+C+O365+OID",
+        "# (R50, Table C schedules), one YAML document per schedule: benchmarks/scaledet_sweeps/table1_*.yaml joined.",
+        "# Written by benchmarks/make_scaledet_sweeps.py; edit that script, not this file.",
+        f"# GPU budget: {hours:,.1f} GPU-hours in all (each document's header gives its own; rates: harness/budget.py)",
+        "#   harness sweep benchmarks/scaledet_table1.yaml --dry-run   # the grid and GPU-hour estimate; runs nothing",
+        "#   harness sweep benchmarks/scaledet_table1.yaml             # runs the seven sweeps in this order",
+    ]
+    docs = [pretrain_file(stem, run, "Table 1") for stem, run in TABLE1.items()]
+    return "\n".join(head) + "\n" + "".join(f"---\n{doc}" for doc in docs)
+
+
 def budget_summary() -> list[tuple[str, float]]:
     """(table, GPU-hours of its pretraining runs, each counted once across tables)."""
     seen: set[str] = set()
@@ -195,14 +211,16 @@ def budget_summary() -> list[tuple[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--table1", type=Path, default=TABLE1_FILE, help="where the whole-Table-1 file goes")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     for name, text in all_files().items():
         (args.out / name).write_text(text)
+    args.table1.write_text(table1_file())
     for table, hours in budget_summary():
         log.info("%s: %.0f GPU-hours", table, hours)
-    log.info("wrote %d files to %s", len(all_files()), args.out)
+    log.info("wrote %d files to %s, and %s", len(all_files()), args.out, args.table1)
 
 
 if __name__ == "__main__":

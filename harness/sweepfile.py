@@ -15,6 +15,9 @@ Example::
     executor: slurm
     workload: toy
     resources: {partition: debug, time: 30, ntasks_per_node: 1}
+
+A file may hold several sweeps as ``---``-separated YAML documents (:func:`load_sweep_files`); `harness sweep`
+runs them in file order. Line numbers in errors are the file's.
 """
 
 from __future__ import annotations
@@ -66,22 +69,59 @@ _SCALARS = {"suite": str, "split_policy": str, "executor": str, "workload": str,
 
 
 def load_sweep_file(path: Path) -> SweepFile:
-    """Read and validate a sweep file; every error names the file, the line and what was expected."""
+    """Read and validate a one-document sweep file; every error names the file, the line and what was expected.
+
+    A file of several ``---``-separated documents is an error naming it: read those with :func:`load_sweep_files`.
+    """
+    documents = _documents(path)
+    if len(documents) > 1:
+        starts = ", ".join(str(root.start_mark.line + 1) for _, root in documents)
+        raise ConfigError(f"{path}: holds {len(documents)} sweep documents (starting at lines {starts}); "
+                          "load_sweep_file reads one: use harness.sweepfile.load_sweep_files (as `harness sweep` does)")
+    [(data, root)] = documents
+    return _sweep_from(path, data, root, str(path))
+
+
+def load_sweep_files(path: Path) -> list[SweepFile]:
+    """Every sweep of a file, in file order: one per YAML document (``---`` separated; empty ones skipped).
+
+    Errors name the file and the line in the file (and, for a whole-document error, which document).
+    """
+    documents = _documents(path)
+    if len(documents) == 1:
+        return [_sweep_from(path, *documents[0], str(path))]
+    return [_sweep_from(path, data, root, f"{path}:{root.start_mark.line + 1} (document {number})")
+            for number, (data, root) in enumerate(documents, start=1)]
+
+
+def _documents(path: Path) -> list[tuple[Any, yaml.Node]]:
+    """(value, node) of each non-empty YAML document of ``path``; at least one, each a mapping."""
     text = Path(path).read_text()
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        values = list(yaml.safe_load_all(text))
+        roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML: {error}") from None
-    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
+    documents = [(data, root) for data, root in zip(values, roots, strict=True)
+                 if not (data is None and isinstance(root, yaml.ScalarNode))]
+    if not documents:
         raise ConfigError(f"{path}: expected a mapping of sweep settings at the top level")
+    for number, (data, root) in enumerate(documents, start=1):
+        if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
+            where = f"{path}:{root.start_mark.line + 1}" + (f" (document {number})" if len(documents) > 1 else "")
+            raise ConfigError(f"{where}: expected a mapping of sweep settings at the top level")
+    return documents
+
+
+def _sweep_from(path: Path, data: dict[str, Any], root: yaml.MappingNode, document: str) -> SweepFile:
+    """One document's sweep; ``document`` names it in whole-document errors (the file, or file:line (document n))."""
     lines = {key.value: key.start_mark.line + 1 for key, _ in root.value}
     names = [f.name for f in fields(SweepFile)]
     for key in data:
         check_name("sweep key", key, names, f"{path}:{lines.get(key, '?')}")
     for key in _REQUIRED:
         if key not in data:
-            raise ConfigError(f"{path}: missing required key {key!r}")
+            raise ConfigError(f"{document}: missing required key {key!r}")
     values: dict[str, Any] = {}
     for key, value in data.items():
         where = f"{path}:{lines.get(key, '?')}: {key}"
@@ -93,7 +133,7 @@ def load_sweep_file(path: Path) -> SweepFile:
         sweep = SweepFile(**values)
         sweep.plan()
     except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        raise ConfigError(f"{document}: {error}") from None
     return sweep
 
 

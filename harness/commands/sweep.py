@@ -1,20 +1,95 @@
-"""`harness sweep FILE.yaml`: run the sweep a YAML file describes (see harness.sweepfile for the format)."""
+"""`harness sweep FILE.yaml...`: run the sweeps YAML files describe (see harness.sweepfile for the format).
+
+A file may hold several sweeps (``---``-separated documents); they run in file order, files in the order given.
+Every file is read and checked before anything is submitted. ``--dry-run`` prints each sweep's stages and cells
+(with whether a result already exists under ``--results-root``) and a GPU-hour estimate (``harness.budget``),
+then stops: nothing is submitted and no file or folder is written.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from harness.commands.run import add_launch_arguments, launch
-from harness.sweepfile import load_sweep_file
+from tabulate import tabulate
 
-HELP = "run a sweep described by a YAML file"
+from harness import budget
+from harness.commands.run import add_launch_arguments, default_sweep_id, launch
+from harness.results import cell_states
+from harness.sweepfile import SweepFile, load_sweep_files
+
+HELP = "run the sweeps described by YAML files (--dry-run: print the grid and GPU-hour estimate)"
+HEADERS = ["stage", "mode", "method", "dataset", "upstream", "seed", "shots", "job id", "result", "GPU-h", "estimate"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="sweep YAML file")
+    parser.add_argument("files", type=Path, nargs="+", metavar="FILE", help="sweep YAML file(s)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the job grid and GPU-hour estimate; submit nothing, write nothing")
     add_launch_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    return launch(load_sweep_file(args.file), args)
+    sweeps = [(path, number, len(docs), sweep) for path in args.files
+              for docs in [load_sweep_files(path)] for number, sweep in enumerate(docs, start=1)]
+    if args.dry_run:
+        return dry_run(sweeps, args)
+    failed = 0
+    for path, number, count, sweep in sweeps:
+        if count > 1:
+            print(f"{path}, document {number}/{count}:")
+        failed += launch(sweep, args) != 0
+    return 1 if failed else 0
+
+
+def dry_run(sweeps: list[tuple[Path, int, int, SweepFile]], args: argparse.Namespace) -> int:
+    """Print every sweep's grid and estimates, then the total (each job id counted once) and the assumptions."""
+    counted: dict[str, float | None] = {}
+    done: set[str] = set()
+    backbones: set[str] = set()
+    for path, number, count, sweep in sweeps:
+        stages = sweep.stages()
+        specs = [spec for stage in stages for spec in stage]
+        sweep_id = sweep.sweep or default_sweep_id(sweep.suite, specs)
+        estimates = budget.estimate_cells(specs, sweep.workload)
+        states = cell_states(args.results_root, sweep_id, specs)
+        where = f"{path}" + (f", document {number}/{count}" if count > 1 else "")
+        print(f"{where}: sweep {sweep_id} (suite {sweep.suite}, workload {sweep.workload}, executor "
+              f"{args.executor or sweep.executor}): {len(specs)} cell(s) in {len(stages)} stage(s)")
+        rows = []
+        for index, stage in enumerate(stages, start=1):
+            for spec in stage:
+                estimate = estimates[spec.job_id]
+                rows.append([index, spec.mode, spec.method, spec.dataset, spec.override("upstream") or "-", spec.seed,
+                             "-" if spec.shots is None else spec.shots, spec.job_id,
+                             "-" if states[spec.job_id] == "missing" else states[spec.job_id],
+                             "n/a" if estimate.hours is None else f"{estimate.hours:,.2f}", estimate.basis])
+                counted.setdefault(spec.job_id, estimate.hours)
+                if states[spec.job_id] == "done":
+                    done.add(spec.job_id)
+                if estimate.backbone:
+                    backbones.add(estimate.backbone)
+        print(tabulate(rows, headers=HEADERS, disable_numparse=True))
+        known = [estimates[s.job_id].hours for s in specs if estimates[s.job_id].hours is not None]
+        print(f"sweep {sweep_id}: {_total(known, len(specs))}\n")
+    known = {job: hours for job, hours in counted.items() if hours is not None}
+    todo = sum(hours for job, hours in known.items() if job not in done)
+    print(f"total: {len(sweeps)} sweep(s), {len(counted)} cell(s) (a job id in several sweeps counted once), "
+          + _total(list(known.values()), len(counted))
+          + (f"; {todo:,.1f} GPU-hours for the cells without a result" if done else ""))
+    print("assumptions: GPU-hours from published training rates, not measured here (harness.budget); "
+          "pretrain = max_steps x batch_size / rate; transfer = (finetune images, if any, + evaluation images) "
+          "/ rate, approximate")
+    for name in sorted(backbones):
+        rate = budget.RATES[name]
+        print(f"  {name}: {rate.images_per_second:.2f} images/s/GPU ({rate.source})")
+    print(f"dry run: nothing submitted, nothing written (results looked up under {args.results_root})")
+    return 0
+
+
+def _total(known: list[float], cells: int) -> str:
+    """``"X GPU-hours"``, saying how many cells have no estimate (all of them: ``n/a``)."""
+    if not known:
+        return "n/a GPU-hours (no cell has an estimate)"
+    missing = cells - len(known)
+    return f"{sum(known):,.1f} GPU-hours" + (f" ({missing} cell(s) without an estimate, not counted)" if missing else "")
