@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import results
+from harness import atomic, results
 from harness.jobs import JobSpec, plan
 from harness.results import ResultRecord, cells_to_run, load_frame, read_record, write_record
 from harness.sweepfile import load_sweep_file
@@ -34,7 +34,7 @@ def test_record_round_trips_and_write_is_atomic(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "replace", broken_replace)
+    monkeypatch.setattr(atomic.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         write_record(tmp_path, _record(SPECS[0], metrics={"AP": 0.9}))
     monkeypatch.undo()
