@@ -61,7 +61,7 @@ def load_coco(annotations: str | Path, image_root: str | Path | None = None, nam
     fixes: Counter[str] = Counter()
     categories = validation.drop_root_category(data["categories"], data["annotations"], fixes)
     names = validation.check_categories(categories, where)
-    images = validation.check_images(data["images"], where)
+    images = validation.check_images(data["images"], where, need_file_name=False)
     if not images:
         raise DataError(f"{path}: field 'images' is empty: a split needs at least one image")
     categories = sorted(categories, key=lambda c: c["id"])

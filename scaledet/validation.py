@@ -60,7 +60,11 @@ def check_layout(data: Any, path: str) -> None:
 
 
 def check_images(images: list[Any], path: str, *, need_file_name: bool = True) -> dict[int, dict[str, Any]]:
-    """Image id -> record; an id must be an int and appear once; ``width``/``height`` positive when given."""
+    """Image id -> record; an id must be an int and appear once; ``width``/``height`` positive when given.
+
+    ``file_name``, when present (or required), is a non-empty string: LVIS records have ``coco_url``
+    instead, and get their file names later (``harness.upstream``).
+    """
     out: dict[int, dict[str, Any]] = {}
     for number, image in enumerate(images):
         if not isinstance(image, dict) or not is_id(image.get("id")):
@@ -68,7 +72,8 @@ def check_images(images: list[Any], path: str, *, need_file_name: bool = True) -
         where = f"{path}: image {image['id']}"
         if image["id"] in out:
             raise DataError(f"{where}: image id appears twice (images[{number}]); image ids must be unique")
-        if need_file_name and (not isinstance(image.get("file_name"), str) or not image["file_name"]):
+        if ((need_file_name or "file_name" in image)
+                and (not isinstance(image.get("file_name"), str) or not image["file_name"])):
             raise DataError(f"{where}: field 'file_name' must be a non-empty string, got "
                             f"{image.get('file_name')!r}")
         for key in ("width", "height"):
@@ -176,8 +181,10 @@ def check_files(image_root: Path, images: Iterable[dict[str, Any]], where: str, 
     problems: list[str] = []
     count = 0
     for image in images:
-        path = image_root / image["file_name"]
-        problem = _file_problem(path, image, decode, read_image)
+        if not isinstance(image.get("file_name"), str):
+            problem: str | None = "no field 'file_name'"
+        else:
+            problem = _file_problem(image_root / image["file_name"], image, decode, read_image)
         if problem:
             count += 1
             if len(problems) < limit:

@@ -204,7 +204,7 @@ def test_image_records_need_integer_ids_file_names_and_positive_sizes(tmp_path):
     with pytest.raises(DataError, match=r"images\[0\] needs an integer 'id'"):
         load_coco(coco_json(tmp_path, images=[{"id": "x", "file_name": "a.jpg"}], annotations=[]))
     with pytest.raises(DataError, match=r"image 1: field 'file_name' must be a non-empty string"):
-        load_coco(coco_json(tmp_path, images=[{"id": 1}], annotations=[]))
+        load_coco(coco_json(tmp_path, images=[{"id": 1, "file_name": 3}], annotations=[]))
     with pytest.raises(DataError, match=r"image 1: field 'width' must be a positive number, got -4"):
         load_coco(coco_json(tmp_path, images=[{"id": 1, "file_name": "a.jpg", "width": -4}], annotations=[]))
 
