@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from harness import datasets as registry
 from harness.jobs import JobSpec
+from harness.suite_settings import FINETUNE_EPOCHS
 from scaledet.config import Config, with_overrides
 from scaledet.errors import ConfigError
 
@@ -40,9 +41,6 @@ RATES: dict[str, Rate] = {
                    "Detic BoxSup-C2_L_CLIP_SwinB_896b32_4x: 180k x 32 images in 43 h on 8 V100"),
     "swin-t": Rate(5_760_000 / (43 * 3600 * 8), "no published Swin-T figure: Swin-B's rate (upper bound on time)"),
 }
-# The default transfer schedule of harness.scaledetwork (its FINETUNE_EPOCHS; tests check they agree). Not
-# imported from there: that module loads the detector, and an estimate needs none of it.
-FINETUNE_EPOCHS = 12
 CONFIG_SECTIONS = ("model", "data", "train")
 TRANSFER_START = ("pretrain_job", "checkpoint", "pretrained")
 

@@ -35,6 +35,7 @@ from harness.fewshot import sample_shots, subset
 from harness.jobs import JobSpec
 from harness.launch import register_work
 from harness.names import check_name
+from harness.suite_settings import FINETUNE_EPOCHS
 from scaledet import checkpoints as ckpt
 from scaledet.config import Config, load_config, preset, with_overrides
 from scaledet.data import CocoDataset
@@ -51,7 +52,6 @@ METHOD_PRESETS = {"scaledet": "scaledet", "scaledet-hard": "scaledet-hl", "basel
 CONFIG_SECTIONS = ("model", "data", "train")
 WORK_SETTINGS = ("upstream", "pretrain_job", "checkpoint", "pretrained", "text_encoder", "text_weights",
                  "prompts", "device")
-FINETUNE_EPOCHS = 12  # default transfer schedule where the suite gives none (GLIP's full-data fine-tune)
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,15 @@ def settings(spec: JobSpec) -> tuple[dict[str, Any], list[str]]:
             work[check_name("override of workload scaledet", key, WORK_SETTINGS + tuple(
                 f"{s}.<key>" for s in CONFIG_SECTIONS), f"job {spec.job_id}")] = value
     return work, config
+
+
+def check_spec(spec: JobSpec) -> None:
+    """Fail before anything runs when a spec's overrides name unknown settings or config keys, or wrong types."""
+    _, overrides = settings(spec)
+    try:
+        with_overrides(preset(METHOD_PRESETS[spec.method]), overrides)
+    except ConfigError as error:
+        raise ConfigError(f"job {spec.job_id} ({spec.mode} {spec.dataset}): {error}") from None
 
 
 def load_source(suite: str, name: str, split_policy: str, with_train: bool, prompts: str = "names") -> Source:
@@ -311,10 +320,14 @@ def select_on_valid(cfg: Config, spec: JobSpec, train_set: CocoDataset, space: L
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temp file in the same folder, fsync, ``os.replace``: never a half-written file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as stream:
-        os.fsync(stream.fileno())
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        with open(tmp, "rb") as stream:
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 for _mode, _fn in (("pretrain", pretrain), ("direct", direct), ("finetune", finetune), ("fewshot", finetune)):

@@ -49,11 +49,13 @@ def staged_plan(suite: str, datasets: Sequence[str], modes: Sequence[str], metho
     transfer_modes = [m for m in modes if m != "pretrain"]
     explicit = _plan(suite, datasets, ["pretrain"], methods, seeds[:1], split_policy, pairs) if "pretrain" in modes else []
     if not transfer_modes:
+        check_specs(explicit)
         return [explicit]
     if any(pairs.get(k) for k in START_KEYS):
         if upstream:
             raise ConfigError("a sweep gives either a starting checkpoint or 'upstream' sets to pretrain on, not both")
         transfer = _plan(suite, datasets, transfer_modes, methods, seeds, split_policy, pairs, shots)
+        check_specs(explicit + transfer)
         return [s for s in (explicit, transfer) if s]
     pretrain, transfer = list(explicit), []
     for method, sets in upstream_sets(suite, methods, upstream).items():
@@ -62,7 +64,20 @@ def staged_plan(suite: str, datasets: Sequence[str], modes: Sequence[str], metho
             pretrain.append(job)
             start = {**pairs, "upstream": "+".join(names), "pretrain_job": job.job_id}
             transfer += _plan(suite, datasets, transfer_modes, [method], seeds, split_policy, start, shots)
-    return [list(dict.fromkeys(pretrain)), transfer]
+    stages = [list(dict.fromkeys(pretrain)), transfer]
+    check_specs(spec for stage in stages for spec in stage)
+    return stages
+
+
+def check_specs(specs) -> None:
+    """Every distinct (method, overrides) checked against the workload's settings before anything is submitted."""
+    from harness.scaledetwork import check_spec
+
+    seen = set()
+    for spec in specs:
+        if (spec.method, spec.mode, spec.overrides) not in seen:
+            seen.add((spec.method, spec.mode, spec.overrides))
+            check_spec(spec)
 
 
 def _plan(suite: str, datasets: Sequence[str], modes: Sequence[str], methods: Sequence[str], seeds: Sequence[int],

@@ -17,6 +17,7 @@ CPU_DEMO: dict[str, OverrideValue] = {
 DEMO_FINETUNE: dict[str, OverrideValue] = {
     "train.max_steps": 40, "train.warmup_steps": 5, "train.lr_steps": "[30]", "train.checkpoint_every": 20,
 }
+FINETUNE_EPOCHS = 12  # default transfer schedule where a suite gives none (GLIP's full-data fine-tune)
 SUITE_SETTINGS: dict[str, dict[str, dict[str, OverrideValue]]] = {
     "demo": {
         "pretrain": {**CPU_DEMO, "train.max_steps": 120, "train.warmup_steps": 10, "train.lr_steps": "[100]",

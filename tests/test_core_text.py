@@ -60,4 +60,4 @@ def test_openclip_hub_weights_unreachable_offline_is_a_clear_error():
     # conftest sets HF_HUB_OFFLINE=1, as a user without internet should; the hub lookup then fails at once
     with pytest.raises(WeightsUnavailableError) as info:
         build_text_encoder("clip").encode(["x"])
-    assert "openai" in str(info.value) and "--text-weights" in str(info.value)
+    assert "openai" in str(info.value) and "text_weights=PATH" in str(info.value)

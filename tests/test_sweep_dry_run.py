@@ -124,8 +124,3 @@ def test_transfer_estimates_by_hand():
     shots = JobSpec("odinw13", "Aquarium", "fewshot", "scaledet", 3, 5, overrides={"model.backbone": "r50"})
     assert budget.estimate_cell(shots).hours == pytest.approx((12 * 5 * 7 + 127) / rate / 3600)  # 7 classes
 
-
-def test_finetune_epochs_agree_with_the_workload():
-    from harness.scaledetwork import FINETUNE_EPOCHS
-
-    assert budget.FINETUNE_EPOCHS == FINETUNE_EPOCHS
