@@ -38,7 +38,7 @@ from harness.names import check_name
 from harness.suite_settings import FINETUNE_EPOCHS
 from scaledet import checkpoints as ckpt
 from scaledet.config import Config, load_config, preset, with_overrides
-from scaledet.data import CocoDataset
+from scaledet.data import CocoDataset, check_image_files
 from scaledet.distributed import resolve_device
 from scaledet.engine import evaluate, train
 from scaledet.errors import CheckpointError, ConfigError, WeightsUnavailableError
@@ -110,6 +110,9 @@ def load_source(suite: str, name: str, split_policy: str, with_train: bool, prom
     split = spec.eval_split(split_policy)
     eval_records = registry.load_split(spec, split)
     train_records = registry.load_split(spec, "train") if with_train else None
+    for records in (eval_records, train_records):  # a missing image fails now, naming it, not hours later
+        if records is not None:
+            check_image_files(records)
     files = tuple(spec.annotation_path(s) for s in (["train"] if with_train else []) + [split])
     prompt_names = spec.prompt_overrides if prompts == "glip" and spec.prompt_overrides else None
     return Source(name, spec.class_names, prompt_names, train_records, eval_records, files,
@@ -218,8 +221,7 @@ def transfer_inputs(spec: JobSpec, run_dir: Path, with_train: bool):
     path = starting_checkpoint(work, run_dir)
     state = ckpt.load_checkpoint(path)
     cfg = load_config(state["config"])
-    cfg = with_overrides(replace(cfg, model=replace(cfg.model, weights=None), train=replace(
-        preset(cfg.method).train, seed=spec.seed)), overrides)
+    cfg = with_overrides(replace(cfg, train=replace(preset(cfg.method).train, seed=spec.seed)), overrides)
     saved_encoder = state["label_space"]["encoder_id"]
     encoder_name = work.get("text_encoder") or ("minilm" if saved_encoder.startswith("minilm") else None)
     if encoder_name is None:
@@ -246,7 +248,7 @@ def direct(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     work, state, cfg, source, space, encoder_id, path = transfer_inputs(spec, run_dir, with_train=False)
     from scaledet.detector import build_detector
 
-    model = build_detector(cfg.model, LabelSpace.from_state(state["label_space"]))
+    model = build_detector(cfg.model, LabelSpace.from_state(state["label_space"]), load_weights=False)
     ckpt.load_model_weights(model, state)
     device = resolve_device(work.get("device"))
     found = score(model, source, space, device)
@@ -271,7 +273,7 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
         return {"metrics": {}}
     from scaledet.detector import build_detector
 
-    model = build_detector(cfg.model, space)
+    model = build_detector(cfg.model, space, load_weights=False)
     ckpt.load_model_weights(model, {"model": best["state"], "label_space": space.to_state()})
     found = score(model, source, space, device)
     log.info("%s %s on %s: best step %d (valid AP %.4f), AP %.4f", spec.mode, spec.method, spec.dataset,

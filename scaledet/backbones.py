@@ -33,7 +33,7 @@ class BackboneSpec:
     """A named backbone: its builder, the input normalisation its weights expect, and where weights live."""
 
     name: str
-    build: Callable[[str | Path | None], tuple[nn.Module, list[int]]]
+    build: Callable[[str | Path | None, bool], tuple[nn.Module, list[int]]]  # (weights, load) -> body, channels
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     weights_hint: str
@@ -86,11 +86,13 @@ def load_effnet_lite0_classifier(weights: str | Path | None = "default") -> nn.M
     return model
 
 
-def _effnet_lite0(weights: str | Path | None) -> tuple[nn.Module, list[int]]:
+def _effnet_lite0(weights: str | Path | None, load: bool = True) -> tuple[nn.Module, list[int]]:
     import timm
     from timm.layers import freeze_batch_norm_2d
 
     body = timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(2, 3, 4))
+    if weights is not None and not load:
+        return freeze_batch_norm_2d(body), list(body.feature_info.channels())
     if weights is not None:
         full = load_effnet_lite0_classifier(weights).state_dict()
         missing, _ = body.load_state_dict(full, strict=False)
@@ -115,11 +117,11 @@ class _ResNetBody(nn.Module):
         return out
 
 
-def _r50(weights: str | Path | None) -> tuple[nn.Module, list[int]]:
+def _r50(weights: str | Path | None, load: bool = True) -> tuple[nn.Module, list[int]]:
     from torchvision.models import ResNet50_Weights, resnet50
 
     model = resnet50(weights=None, norm_layer=FrozenBatchNorm2d if weights is not None else nn.BatchNorm2d)
-    if weights is not None:
+    if weights is not None and load:
         model.load_state_dict(_hub_or_file(weights, ResNet50_Weights.IMAGENET1K_V1, "r50"))
     return _ResNetBody(model), [512, 1024, 2048]
 
@@ -142,13 +144,13 @@ class _SwinBody(nn.Module):
 
 
 def _swin(variant: str) -> Callable[[str | Path | None], tuple[nn.Module, list[int]]]:
-    def build(weights: str | Path | None) -> tuple[nn.Module, list[int]]:
+    def build(weights: str | Path | None, load: bool = True) -> tuple[nn.Module, list[int]]:
         from torchvision import models
 
         factory = getattr(models, f"swin_{variant}")
         enum = getattr(models, f"Swin_{variant.upper()}_Weights").IMAGENET1K_V1
         model = factory(weights=None)
-        if weights is not None:
+        if weights is not None and load:
             model.load_state_dict(_hub_or_file(weights, enum, f"swin-{variant}"))
         dim = model.features[0][0].out_channels
         return _SwinBody(model), [dim * 2, dim * 4, dim * 8]
@@ -179,9 +181,9 @@ class _TinyBody(nn.Module):
         return out
 
 
-def _tiny(weights: str | Path | None) -> tuple[nn.Module, list[int]]:
+def _tiny(weights: str | Path | None, load: bool = True) -> tuple[nn.Module, list[int]]:
     body = _TinyBody()
-    if weights not in (None, "default"):
+    if weights not in (None, "default") and load:
         body.load_state_dict(_read_state_dict(Path(weights), "tiny"))
     return body, body.channels
 
@@ -234,9 +236,15 @@ def backbone_spec(name: str) -> BackboneSpec:
     return BACKBONES[name]
 
 
-def build_backbone(name: str, weights: str | Path | None = "default", fpn_channels: int = 256) -> BodyWithFPN:
-    """Backbone ``name`` with ``weights`` ("default", a local path, or None = random init) and an FPN."""
+def build_backbone(name: str, weights: str | Path | None = "default", fpn_channels: int = 256,
+                   load: bool = True) -> BodyWithFPN:
+    """Backbone ``name`` with ``weights`` ("default", a local path, or None = random init) and an FPN.
+
+    ``load=False`` builds the architecture those weights imply (frozen BatchNorm where pretrained weights
+    freeze it) without reading them: for a model whose weights come from a detector checkpoint next.
+    """
     spec = backbone_spec(name)
-    body, channels = spec.build(weights)
-    log.info("backbone %s (weights: %s), FPN %d channels", name, weights, fpn_channels)
+    body, channels = spec.build(weights, load)
+    log.info("backbone %s (weights: %s%s), FPN %d channels", name, weights, "" if load else ", not loaded",
+             fpn_channels)
     return BodyWithFPN(body, channels, fpn_channels)

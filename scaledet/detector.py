@@ -138,9 +138,9 @@ class ScaleDetDetector(FasterRCNN):
     Inference outputs ``labels`` as indices into the current label space.
     """
 
-    def __init__(self, cfg: ModelConfig, label_space: LabelSpace):
+    def __init__(self, cfg: ModelConfig, label_space: LabelSpace, load_weights: bool = True):
         spec = backbone_spec(cfg.backbone)
-        backbone = build_backbone(cfg.backbone, cfg.weights, cfg.fpn_channels)
+        backbone = build_backbone(cfg.backbone, cfg.weights, cfg.fpn_channels, load=load_weights)
         super().__init__(
             backbone, num_classes=None, min_size=cfg.min_size_test, max_size=cfg.max_size_test,
             image_mean=list(spec.mean), image_std=list(spec.std),
@@ -183,9 +183,10 @@ class ScaleDetDetector(FasterRCNN):
         return {**self.label_space.to_state(), "fingerprint": self.label_space.fingerprint}
 
 
-def build_detector(cfg: ModelConfig, label_space: LabelSpace) -> ScaleDetDetector:
-    """The ScaleDet detector for ``cfg`` over ``label_space``."""
-    return ScaleDetDetector(cfg, label_space)
+def build_detector(cfg: ModelConfig, label_space: LabelSpace, load_weights: bool = True) -> ScaleDetDetector:
+    """The ScaleDet detector for ``cfg`` over ``label_space``; ``load_weights=False`` builds the same
+    architecture without reading backbone weights (they come from a detector checkpoint next)."""
+    return ScaleDetDetector(cfg, label_space, load_weights)
 
 
 def build_softmax_detector(cfg: ModelConfig, num_classes: int) -> nn.Module:

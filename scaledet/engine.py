@@ -116,7 +116,7 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     info = init_distributed(device)
     torch.manual_seed(cfg.train.seed)
-    model = build_detector(cfg.model, label_space)
+    model = build_detector(cfg.model, label_space, load_weights=init_state is None)
     if init_state is not None:
         ckpt.load_model_weights(model, {"model": init_state, "label_space": label_space.to_state()})
     model = model.to(device)
@@ -207,8 +207,7 @@ def load_detector(checkpoint: str | Path, device: str | torch.device | None = No
     state = ckpt.load_checkpoint(checkpoint)
     cfg = load_config(state["config"])
     label_space = LabelSpace.from_state(state["label_space"])
-    cfg_model = cfg.model.__class__(**{**cfg.model.__dict__, "weights": None})
-    model = build_detector(cfg_model, label_space)
+    model = build_detector(cfg.model, label_space, load_weights=False)
     ckpt.load_model_weights(model, state)
     return model.to(resolve_device(device))
 

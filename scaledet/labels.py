@@ -210,7 +210,7 @@ def _read_cache(path: Path, names: tuple[str, ...], encoder_id: str) -> Tensor |
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a truncated or foreign file is a miss, re-encoded and overwritten
+    except Exception as error:  # noqa: BLE001 - a truncated or foreign file is a miss, re-encoded and overwritten
         log.warning("ignoring unreadable embedding cache %s (%s)", path, error)
         return None
     if state.get("names") != list(names) or state.get("encoder_id") != encoder_id:
