@@ -149,6 +149,7 @@ class Suite:
     upstream: tuple[str, ...] = ()  # empty: transfer starts from a checkpoint given by the user
     description: str = ""
     label_spaces_only: bool = False  # upstream: class lists are known, data is found through harness.upstream
+    split_policy: str = "glip"  # the default split policy of its runs (SPLIT_POLICIES)
 
 
 # The demo: downscaled copies shipped in the package (see harness/data/demo/README.md for the choice).
@@ -157,7 +158,7 @@ DEMO_DOWNSTREAM: tuple[str, ...] = ("NorthAmericaMushrooms", "Raccoon")
 
 SUITES: dict[str, Suite] = {
     "odinw13": Suite("odinw13", tuple(DATASETS), description="ODinW-13 (GLIP's 13 datasets, paper Table D)"),
-    "demo": Suite("demo", DEMO_DOWNSTREAM, DEMO_UPSTREAM,
+    "demo": Suite("demo", DEMO_DOWNSTREAM, DEMO_UPSTREAM, split_policy="test",
                   description="embedded: pretrain on Aquarium+Packages+Raccoon, transfer to Mushrooms and Raccoon"),
     "upstream": Suite("upstream", UPSTREAM_ORDER, UPSTREAM_ORDER, label_spaces_only=True,
                       description="LVIS v1, COCO 2017, Objects365 v2, OpenImages v6 (class lists; data from disk)"),

@@ -131,3 +131,20 @@ def test_fewshot_subsets_cover_k_shots_and_depend_on_the_seed():
     small = subset(dataset, subsets[3])
     assert {img["id"] for img in small.images} == set(subsets[3])
     assert {a["image_id"] for a in small.source["annotations"]} <= set(subsets[3])
+
+
+def test_fine_tuning_defaults_to_the_hard_label_loss_in_every_suite():
+    for suite in ("odinw13", "demo"):
+        for mode in ("finetune", "fewshot"):
+            assert suite_overrides(suite, mode)["model.soft_weight"] == 0.0
+        assert "model.soft_weight" not in suite_overrides(suite, "direct")
+        assert "model.soft_weight" not in suite_overrides(suite, "pretrain")
+    (only,) = staged_plan("odinw13", ["Raccoon"], ["finetune"], ["scaledet"], [3], shots=(), split_policy="glip",
+                          overrides=(("checkpoint", "c.pt"), ("model.soft_weight", 10.0)))
+    assert dict(only[0].overrides)["model.soft_weight"] == 10.0  # the user's choice wins
+
+
+def test_the_demo_is_scored_on_test_splits_by_default():
+    from harness.datasets import get_suite
+
+    assert get_suite("demo").split_policy == "test" and get_suite("odinw13").split_policy == "glip"

@@ -61,7 +61,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", type=_csv(str), default=("scaledet",), help=f"of {', '.join(METHODS)}")
     parser.add_argument("--seeds", type=_csv(int), default=(3,))
     parser.add_argument("--shots", type=_csv(int), default=DEFAULT_SHOTS)
-    parser.add_argument("--split-policy", choices=SPLIT_POLICIES, default="glip")
+    parser.add_argument("--split-policy", choices=SPLIT_POLICIES,
+                        help="glip, test or valid (default: the suite's: glip for odinw13, test for demo)")
     parser.add_argument("--checkpoint", help="checkpoint the transfer modes start from")
     parser.add_argument("--pretrained", help="named pretrained model the transfer modes start from")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override (repeatable)")
@@ -155,10 +156,11 @@ def run(args: argparse.Namespace) -> int:
         for name in datasets or ():
             check_name(f"dataset of suite '{args.suite}'", name, suite.datasets + suite.upstream)
         datasets = datasets or (suite.upstream if set(args.mode) == {"pretrain"} else suite.datasets)
+        args.split_policy = args.split_policy or suite.split_policy
     if not datasets:
         raise ConfigError("--datasets is required with this workload")
     sweep = SweepFile(suite=args.suite, datasets=tuple(datasets), modes=args.mode, methods=args.method,
-                      seeds=args.seeds, shots=args.shots, split_policy=args.split_policy,
+                      seeds=args.seeds, shots=args.shots, split_policy=args.split_policy or "glip",
                       overrides=tuple(sorted(overrides.items())), executor=args.executor or "debug",
                       workload=args.workload, sweep=args.sweep)
     return launch(sweep, args)
