@@ -148,3 +148,12 @@ def test_the_demo_is_scored_on_test_splits_by_default():
     from harness.datasets import get_suite
 
     assert get_suite("demo").split_policy == "test" and get_suite("odinw13").split_policy == "glip"
+
+
+def test_report_unseen_sets_are_per_dataset():
+    from harness.reporting.render import default_unseen_rule
+
+    rule = default_unseen_rule("demo", ("NorthAmericaMushrooms", "Raccoon"))
+    # raccoon is seen upstream; the mushroom classes are not, and belong to Mushrooms only
+    assert rule.classes(("Aquarium", "Packages", "Raccoon")) == {
+        "NorthAmericaMushrooms": frozenset({"CoW", "chanterelle"}), "Raccoon": frozenset()}

@@ -18,6 +18,7 @@ from harness.reporting.averages import Unseen, UnseenRule
 from harness.reporting.cells import load_cells
 from harness.reporting.model import Table
 from harness.reporting.published import load_published
+from scaledet.errors import ScaleDetError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,16 @@ def _normalise(found: Mapping[str, Iterable[str]] | Iterable, datasets: tuple[st
     return {d: frozenset(items) for d in datasets}
 
 
+def _class_names(suite: str, dataset: str) -> frozenset[str] | None:
+    """The registry's classes of ``dataset`` in ``suite`` (None for a dataset the registry does not know)."""
+    try:
+        from harness.datasets import class_names
+
+        return frozenset(class_names(dataset, suite))
+    except (ImportError, ScaleDetError):
+        return None
+
+
 def default_unseen_rule(suite: str, datasets: tuple[str, ...]) -> UnseenRule | None:
     """``harness.datasets.unseen_classes(suite, upstream, rule="names")`` once that module exists."""
     try:
@@ -64,7 +75,9 @@ def default_unseen_rule(suite: str, datasets: tuple[str, ...]) -> UnseenRule | N
         return None
 
     def classes(upstream: tuple[str, ...]) -> Unseen:
-        return _normalise(unseen_classes(suite, list(upstream), rule="names"), datasets)
+        unseen = _normalise(unseen_classes(suite, list(upstream), rule="names"), datasets)
+        # a flat list of names counts for a dataset only where the dataset has that class
+        return {d: names if (own := _class_names(suite, d)) is None else names & own for d, names in unseen.items()}
 
     return UnseenRule('names (harness.datasets.unseen_classes, rule="names")', classes)
 
