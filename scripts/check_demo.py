@@ -1,10 +1,12 @@
 """Check a finished `harness run --suite demo`: every cell done, the report and its figures written, and AP
 above floors that a broken pipeline cannot reach (CI runs this after the README's main command).
 
-Floors (COCO AP, fractions): about half of what the demo measured on 2 CPU cores (README, "The demo"), and
-far above what an untrained or mis-wired detector scores (AP < 0.01 at random init, measured): fine-tuned
-AP on every downstream dataset >= FINETUNE_FLOOR; direct AP on Raccoon, whose class is seen upstream,
->= DIRECT_SEEN_FLOOR. Direct transfer to Mushrooms' unseen classes is reported, not floored.
+Floors (COCO AP, fractions): a third or less of what the demo measured on 2 CPU cores (README, "The demo":
+fine-tuned 0.525 on Mushrooms and 0.321 on Raccoon, direct 0.307 on Raccoon), and ten times what an
+untrained or mis-wired detector scores (AP < 0.01 at random init; the 1- and 2-dataset checkpoints of the
+scaling sweep, which never saw a raccoon, score 0.001-0.009 on it): fine-tuned AP on every downstream
+dataset >= FINETUNE_FLOOR; direct AP on Raccoon, whose class is seen upstream, >= DIRECT_SEEN_FLOOR. Direct
+transfer to Mushrooms' unseen classes (0.061) is reported, not floored: 5 test images are too few.
 
     python scripts/check_demo.py [--results-root results] [--report-dir reports/demo]
 """

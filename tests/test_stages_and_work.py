@@ -157,3 +157,16 @@ def test_report_unseen_sets_are_per_dataset():
     # raccoon is seen upstream; the mushroom classes are not, and belong to Mushrooms only
     assert rule.classes(("Aquarium", "Packages", "Raccoon")) == {
         "NorthAmericaMushrooms": frozenset({"CoW", "chanterelle"}), "Raccoon": frozenset()}
+
+
+def test_a_cell_in_two_sweeps_is_reported_once(tmp_path):
+    from harness.reporting.cells import load_cells
+    from harness.results import ResultRecord, write_record
+
+    spec = JobSpec("demo", "Raccoon", "direct", "scaledet", 3, overrides={"upstream": "Aquarium"})
+    for sweep, finished in (("main", "2026-11-25T10:00:00"), ("scaling", "2026-11-25T11:00:00")):
+        write_record(tmp_path, ResultRecord(sweep=sweep, job_id=spec.job_id, spec=spec.to_dict(), status="done",
+                                            metrics={"AP": 0.25}, per_class_ap={"raccoon": 0.25},
+                                            finished_at=finished))
+    cells = load_cells(tmp_path, "demo")
+    assert len(cells) == 1 and cells.iloc[0]["ap"] == pytest.approx(25.0)  # one cell, not two "seeds"

@@ -105,10 +105,18 @@ def _cell(job: pd.DataFrame, extras: Mapping[str, str]) -> dict[str, Any]:
 
 
 def cells_from_frame(frame: pd.DataFrame, extras: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
-    """One row per result cell from ``load_frame``'s long frame; ``extras``: (sweep, job id) -> extras."""
+    """One row per result cell from ``load_frame``'s long frame; ``extras``: (sweep, job id) -> extras.
+
+    A cell is its job id: one found in several sweeps (they share ``runs/<job id>/``) is counted once, from
+    its newest record, never as extra seeds.
+    """
     frame = frame[frame["mode"].isin(REPORT_MODES)]
-    rows = [_cell(job, extras[key]) for key, job in frame.groupby(["sweep", "job_id"], sort=True)]
-    cells = pd.DataFrame(rows, columns=CELL_COLUMNS)
+    newest: dict[str, dict[str, Any]] = {}
+    for (sweep, job_id), job in frame.groupby(["sweep", "job_id"], sort=True):
+        row = _cell(job, extras[(sweep, job_id)])
+        if job_id not in newest or str(row["date"]) > str(newest[job_id]["date"]):
+            newest[job_id] = row
+    cells = pd.DataFrame(list(newest.values()), columns=CELL_COLUMNS)
     order = ["suite", "mode", "method", "upstream", "dataset", "shots", "seed"]
     return cells.sort_values(order, kind="stable").reset_index(drop=True)
 
