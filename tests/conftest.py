@@ -7,3 +7,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # keep caches written by tests out of the user's cache directory
 os.environ.setdefault("SCALEDET_CACHE", tempfile.mkdtemp(prefix="scaledet-test-cache-"))
+
+# fixtures shared by the GLIP-mirror download tests (the real Mushrooms zip, a local server per test)
+from download_fixtures import mushrooms_zip, server  # noqa: F401

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from coco_fixtures import ODINW, yolo_to_coco
 
 from harness.datasets import DATASETS
@@ -290,3 +291,21 @@ class RoboflowServer(LocalServer):
         link = f"/ds/{workspace}-{project}-{version}.zip"
         self.files[link] = data
         return json_reply({"export": {"link": f"{self.url}{link}?key=signed-download-token", "format": fmt}})
+
+
+# The GLIP-mirror tests' shared data: the real Mushrooms data as GLIP's zip, and a local server per test.
+MUSHROOMS = "NorthAmericaMushrooms"
+MUSHROOMS_ZIP_PATH = f"/odinw_35/{MUSHROOMS}.zip"
+
+
+@pytest.fixture(scope="module")
+def mushrooms_zip(tmp_path_factory) -> bytes:
+    """GLIP's zip of the real Mushrooms data: ``NorthAmericaMushrooms/<variant>/<split>/...`` + another variant."""
+    tmp = tmp_path_factory.mktemp("glip")
+    return zip_folder(glip_tree(tmp / "tree", MUSHROOMS), tmp / f"{MUSHROOMS}.zip", arc_root=MUSHROOMS)
+
+
+@pytest.fixture
+def server():
+    with LocalServer(stop_after=60) as running:
+        yield running

@@ -12,7 +12,15 @@ import logging
 from pathlib import Path
 
 import pytest
-from download_fixtures import LocalServer, Reply, glip_tree, zip_entries, zip_folder
+from download_fixtures import (
+    MUSHROOMS,
+    MUSHROOMS_ZIP_PATH,
+    LocalServer,
+    Reply,
+    glip_tree,
+    zip_entries,
+    zip_folder,
+)
 
 from harness.cli import main
 from harness.datasets import DATASETS, load_split
@@ -22,22 +30,10 @@ from scaledet.errors import DataError
 
 pytestmark = pytest.mark.network
 
-NAME = "NorthAmericaMushrooms"
+NAME = MUSHROOMS
 SPEC = DATASETS[NAME]
-ZIP_PATH = f"/odinw_35/{NAME}.zip"
+ZIP_PATH = MUSHROOMS_ZIP_PATH
 
-
-@pytest.fixture(scope="module")
-def mushrooms_zip(tmp_path_factory) -> bytes:
-    """GLIP's zip of the real Mushrooms data: ``NorthAmericaMushrooms/<variant>/<split>/...`` + another variant."""
-    tmp = tmp_path_factory.mktemp("glip")
-    return zip_folder(glip_tree(tmp / "tree", NAME), tmp / f"{NAME}.zip", arc_root=NAME)
-
-
-@pytest.fixture
-def server():
-    with LocalServer(stop_after=60) as running:
-        yield running
 
 
 def _download(server: LocalServer, root: Path, attempts: int = 3):

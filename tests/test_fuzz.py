@@ -109,18 +109,25 @@ def good_coco_split(folder: Path) -> None:
 
 # --- importers and load_coco -------------------------------------------------------------------------------
 
+def _import_coco_train_split(tmp: Path, document) -> Path:
+    """A Roboflow COCO export whose train json is ``document`` (valid/test good), imported: documented errors
+    only. Returns the train json's path."""
+    source = tmp / "src"
+    for split in ("valid", "test"):
+        good_coco_split(source / split)
+    image(source / "train" / "x.jpg")
+    image(source / "train" / "y.png")
+    path = source / "train" / "_annotations.coco.json"
+    path.write_text(json.dumps(document))
+    documented(lambda: import_dataset(PACKAGES, source, "coco", root=tmp / "root"))
+    return path
+
+
 @FUZZ
 @given(document=coco_documents)
 def test_fuzz_coco_import_and_load_coco(document):
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "src"
-        for split in ("valid", "test"):
-            good_coco_split(source / split)
-        image(source / "train" / "x.jpg")
-        image(source / "train" / "y.png")
-        path = source / "train" / "_annotations.coco.json"
-        path.write_text(json.dumps(document))
-        documented(lambda: import_dataset(PACKAGES, source, "coco", root=Path(tmp) / "root"))
+        path = _import_coco_train_split(Path(tmp), document)
 
         def load_and_read() -> None:
             dataset = load_coco(path)
@@ -179,14 +186,7 @@ def test_fuzz_one_field_of_a_valid_coco_file(field, value):
         node = node[key]
     node[last] = value
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "src"
-        for split in ("valid", "test"):
-            good_coco_split(source / split)
-        image(source / "train" / "x.jpg")
-        image(source / "train" / "y.png")
-        path = source / "train" / "_annotations.coco.json"
-        path.write_text(json.dumps(document))
-        documented(lambda: import_dataset(PACKAGES, source, "coco", root=Path(tmp) / "root"))
+        path = _import_coco_train_split(Path(tmp), document)
 
         def load_read_evaluate() -> None:
             dataset = load_coco(path)

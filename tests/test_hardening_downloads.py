@@ -14,7 +14,11 @@ the CLI, and an HTML page saved under the archive's name in ``.downloads`` (reus
 from __future__ import annotations
 
 import pytest
-from download_fixtures import LocalServer, glip_tree, zip_folder
+from download_fixtures import (
+    MUSHROOMS,
+    MUSHROOMS_ZIP_PATH,
+    LocalServer,
+)
 
 from harness.cli import main
 from harness.datasets import DATASETS
@@ -24,21 +28,10 @@ from scaledet.errors import DataError
 
 pytestmark = pytest.mark.network
 
-NAME = "NorthAmericaMushrooms"
+NAME = MUSHROOMS
 SPEC = DATASETS[NAME]
-ZIP_PATH = f"/odinw_35/{NAME}.zip"
+ZIP_PATH = MUSHROOMS_ZIP_PATH
 
-
-@pytest.fixture(scope="module")
-def mushrooms_zip(tmp_path_factory) -> bytes:
-    tmp = tmp_path_factory.mktemp("glip")
-    return zip_folder(glip_tree(tmp / "tree", NAME), tmp / f"{NAME}.zip", arc_root=NAME)
-
-
-@pytest.fixture
-def server():
-    with LocalServer(stop_after=60) as running:
-        yield running
 
 
 def _download(server: LocalServer, root):
