@@ -48,7 +48,7 @@ def test_every_stage_runs_and_writes_its_records(demo_run):
         names = set(get_dataset(record.spec["dataset"], "demo").class_names)
         assert set(record.per_class_ap) == names  # per-class AP in the target's own vocabulary
         assert record.config["work"]["start_checkpoint"] == str(checkpoint)
-        assert record.dataset_sha and record.label_space_fingerprint and record.split_policy == "glip"
+        assert record.dataset_sha and record.label_space_fingerprint and record.split_policy == "test"  # the demo's
     for record in by_mode["finetune"]:
         assert record.metrics["best_step"] in (1.0, 2.0) and "valid_AP_best" in record.metrics
         assert (demo_run["root"] / "runs" / record.job_id / "selection.pt").is_file()
