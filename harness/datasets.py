@@ -16,6 +16,8 @@ Suites:
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -190,10 +192,10 @@ def suite_datasets(suite: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(record.datasets + record.upstream))
 
 
+@functools.cache
 def demo_datasets() -> dict[str, DatasetSpec]:
-    """The embedded demo copies: the ODinW records with the counts of what ships (``demo/stats.json``)."""
-    import json
-
+    """The embedded demo copies: the ODinW records with the counts of what ships (``demo/stats.json``, read
+    once: it is package data)."""
     stats_file = DEMO_ROOT / "stats.json"
     stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
     out = {}
