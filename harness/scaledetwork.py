@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import torch
 
 from harness import datasets as registry
+from harness.atomic import atomic_torch_save
 from harness.fewshot import sample_shots, subset
 from harness.jobs import JobSpec
 from harness.launch import register_work
@@ -317,19 +317,6 @@ def select_on_valid(cfg: Config, spec: JobSpec, train_set: CocoDataset, space: L
                  progress["step"])
         atomic_torch_save(progress, progress_path)
     return progress
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temp file in the same folder, fsync, ``os.replace``: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 for _mode, _fn in (("pretrain", pretrain), ("direct", direct), ("finetune", finetune), ("fewshot", finetune)):

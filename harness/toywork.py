@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from harness.atomic import atomic_torch_save
 from harness.jobs import MODES, JobSpec
 from harness.launch import register_work
 
@@ -39,14 +39,6 @@ def _batch(seed: int, step: int, rank: int, weight: torch.Tensor) -> tuple[torch
     gen = torch.Generator().manual_seed(seed * 1_000_003 + step * 101 + rank)
     x = torch.randn(16, FEATURES, generator=gen)
     return x, x @ weight + 0.01 * torch.randn(16, 1, generator=gen)
-
-
-def _save(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    with open(tmp, "rb") as stream:
-        os.fsync(stream.fileno())
-    os.replace(tmp, path)
 
 
 def param_digest(model: torch.nn.Module) -> str:
@@ -84,7 +76,7 @@ def train_toy(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
         loss.backward()
         opt.step()
         if rank == 0:
-            _save(ckpt, {"step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict()})
+            atomic_torch_save({"step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict()}, ckpt)
         log.info("step %d/%d loss %.6f", step + 1, steps, loss.item())
         time.sleep(sleep)
     x, y = _batch(spec.seed, 10**6, 0, weight)
