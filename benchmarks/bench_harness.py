@@ -17,10 +17,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.jobs import JobSpec, plan
-from harness.launch import Resources, _update_manifest, submit
-from harness.results import ResultRecord, load_frame, write_record
-from harness.sweepstate import sweep_cells
+from harness.job import JobSpec, plan
+from harness.run.launch import Resources, _update_manifest, submit
+from harness.run.results import ResultRecord, load_frame, write_record
+from harness.run.sweepstate import sweep_cells
 
 GOAL_S = 5.0
 DATASETS = [f"Dataset{i:02d}" for i in range(13)]

@@ -33,7 +33,7 @@ HEADER = ["ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin"
 
 def generate(folder: Path, rows: int, seed: int = 0) -> tuple[Path, Path]:
     """A boxes CSV sorted by ImageID (as released) and its image-sizes CSV."""
-    from harness.upstream_labels import upstream_classes
+    from harness.catalog.upstream_labels import upstream_classes
 
     mids = [c.mid for c in upstream_classes("openimages")]
     rng = random.Random(seed)
@@ -57,7 +57,7 @@ def generate(folder: Path, rows: int, seed: int = 0) -> tuple[Path, Path]:
 
 
 def child(args: argparse.Namespace) -> None:
-    from harness.openimages import convert_openimages
+    from harness.catalog.openimages import convert_openimages
 
     if args.boxes is None:
         return  # baseline: imports only
@@ -104,7 +104,7 @@ def main() -> None:
     report = {"machine": "vm", "python": platform.python_version(),
               "baseline_rss_mib": round(baseline / 1024, 1), "results": results,
               "note": "peak RSS of the converting subprocess (ru_maxrss of children); baseline = a child that "
-                      "only imports harness.openimages"}
+                      "only imports harness.catalog.openimages"}
     out = Path(__file__).parent / "results" / "bench_openimages_convert.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")

@@ -1,10 +1,10 @@
 """Write the sweep files that reproduce the paper's Table 1, Table 8 and Table 7 (``benchmarks/scaledet_sweeps/``).
 
-The sweep format (``harness.sweepfile``) holds one grid with one set of overrides per file, so every
+The sweep format (``harness.plan.sweepfile``) holds one grid with one set of overrides per file, so every
 training schedule of Table C is its own file; cells shared between tables (Table 8's L_hl+L_sl rows are
 Table 1's ScaleDet runs) have the same job id and run once. ``benchmarks/scaledet_table1.yaml`` holds the whole
 of Table 1 as one multi-document file (the seven Table 1 files, ``---`` separated). Each file's header states
-its GPU budget, computed by ``harness.budget`` (as ``harness sweep FILE --dry-run`` does):
+its GPU budget, computed by ``harness.plan.budget`` (as ``harness sweep FILE --dry-run`` does):
 
     GPU-hours = train.max_steps x data.batch_size / (images per second per GPU) / 3600
 
@@ -16,9 +16,9 @@ Detic's model zoo (docs/MODEL_ZOO.md, 8 x V100, the CenterNet2 recipe ScaleDet b
 - Swin-B at 896: ``BoxSup-C2_L_CLIP_SwinB_896b32_4x`` = 180,000 x 32 images in 43 h -> 4.65 images/s/GPU;
 - Swin-T at 896: no published figure; Swin-B's rate is used (an upper bound on time).
 
-Replace them with a measured rate of our detector when one exists (``harness.budget.RATES``) and re-run:
+Replace them with a measured rate of our detector when one exists (``harness.plan.budget.RATES``) and re-run:
 ``python benchmarks/make_scaledet_sweeps.py``. ``tests/test_upstream_sweeps.py`` checks the files are
-this script's output and load with ``harness.sweepfile.load_sweep_file(s)``.
+this script's output and load with ``harness.plan.sweepfile.load_sweep_file(s)``.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import budget
-from harness.budget import FINETUNE_EPOCHS, RATES
-from harness.jobs import JobSpec
+from harness.plan import budget
+from harness.plan.budget import FINETUNE_EPOCHS, RATES
+from harness.job import JobSpec
 
 log = logging.getLogger("make_scaledet_sweeps")
 OUT = Path(__file__).parent / "scaledet_sweeps"
@@ -189,7 +189,7 @@ def table1_file() -> str:
         "# The paper's Table 1, whole: baselines on L, C, O365, OID and ScaleDet on L+C, L+C+O365, L+C+O365+OID",
         "# (R50, Table C schedules), one YAML document per schedule: benchmarks/scaledet_sweeps/table1_*.yaml joined.",
         "# Written by benchmarks/make_scaledet_sweeps.py; edit that script, not this file.",
-        f"# GPU budget: {hours:,.1f} GPU-hours in all (each document's header gives its own; rates: harness/budget.py)",
+        f"# GPU budget: {hours:,.1f} GPU-hours in all (each document's header gives its own; rates: harness/plan/budget.py)",
         "#   harness sweep benchmarks/scaledet_table1.yaml --dry-run   # the grid and GPU-hour estimate; runs nothing",
         "#   harness sweep benchmarks/scaledet_table1.yaml             # runs the seven sweeps in this order",
     ]

@@ -57,7 +57,7 @@ def openimages_eval(gt: Mapping[str, Any], detections: Sequence[Mapping[str, Any
                     expand_detections: bool = True) -> dict[str, Any]:
     """``{"AP50": mAP, "per_class": {name: AP}, "num_classes": n}`` (classes with ground truth only).
 
-    ``gt`` is a COCO dict as ``harness.openimages`` writes it: categories carry ``mid``, images
+    ``gt`` is a COCO dict as ``harness.catalog.openimages`` writes it: categories carry ``mid``, images
     ``pos_category_ids``/``neg_category_ids`` (verified image-level labels), annotations ``iscrowd`` =
     group-of. ``detections`` are COCO results (``image_id, category_id, bbox xywh, score``).
     """

@@ -63,7 +63,7 @@ def check_images(images: list[Any], path: str, *, need_file_name: bool = True) -
     """Image id -> record; an id must be an int and appear once; ``width``/``height`` positive when given.
 
     ``file_name``, when present (or required), is a non-empty string: LVIS records have ``coco_url``
-    instead, and get their file names later (``harness.upstream``).
+    instead, and get their file names later (``harness.catalog.upstream``).
     """
     out: dict[int, dict[str, Any]] = {}
     for number, image in enumerate(images):

@@ -18,8 +18,8 @@ import re
 import sys
 from pathlib import Path
 
-from harness.datasets import get_suite
-from harness.results import load_frame
+from harness.catalog.datasets import get_suite
+from harness.run.results import load_frame
 
 FINETUNE_FLOOR = 0.10
 DIRECT_SEEN_FLOOR = 0.10

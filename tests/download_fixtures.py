@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from coco_fixtures import ODINW, yolo_to_coco
 
-from harness.datasets import DATASETS
+from harness.catalog.datasets import DATASETS
 
 SPLITS = ("train", "valid", "test")
 

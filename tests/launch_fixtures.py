@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.jobs import JobSpec, plan
-from harness.results import iter_records
+from harness.job import JobSpec, plan
+from harness.run.results import iter_records
 
 
 def toy_sweep(steps: int = 4, **overrides) -> list[JobSpec]:

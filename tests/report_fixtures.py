@@ -5,14 +5,14 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from harness.jobs import JobSpec
+from harness.job import JobSpec
 from harness.reporting import UnseenRule, render_report
 from harness.reporting.cells import load_cells
 from harness.reporting.model import Table
 from harness.reporting.published import load_published
 from harness.reporting.render import Report, build_report, suite_datasets
 from harness.reporting.tables import ReportInput
-from harness.results import ResultRecord, write_record
+from harness.run.results import ResultRecord, write_record
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_STORE = GOLDEN / "store"
@@ -36,7 +36,7 @@ ODINW13_CLASSES: dict[str, list[str]] = {
     "VehiclesOpenImages": ["Ambulance", "Bus", "Car", "Motorcycle", "Truck"],
 }
 
-# A fixed stand-in for harness.datasets.unseen_classes: fewer unseen classes with more upstream data;
+# A fixed stand-in for harness.catalog.datasets.unseen_classes: fewer unseen classes with more upstream data;
 # most datasets have none.
 UNSEEN = {
     "LVIS": {"AerialMaritimeDrone": ["dock", "jetski", "lift"], "Aquarium": ["jellyfish", "stingray"],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from harness import datasets as registry
+from harness.catalog import datasets as registry
 from harness.cli import main
 
 

@@ -7,8 +7,8 @@ import zipfile
 import pytest
 from download_fixtures import zip_entries
 
-from harness.archives import extract, unsafe_reason
-from harness.download_lock import DownloadLock, lock_path
+from harness.acquire.archives import extract, unsafe_reason
+from harness.acquire.lock import DownloadLock, lock_path
 from scaledet.errors import DataError
 
 

@@ -23,9 +23,9 @@ from download_fixtures import (
 )
 
 from harness.cli import main
-from harness.datasets import DATASETS, load_split
-from harness.download import GlipMirror, download, select
-from harness.download_lock import DownloadLock, lock_path
+from harness.catalog.datasets import DATASETS, load_split
+from harness.acquire.download import GlipMirror, download, select
+from harness.acquire.lock import DownloadLock, lock_path
 from scaledet.errors import DataError
 
 pytestmark = pytest.mark.network
@@ -73,7 +73,7 @@ def test_rerun_of_a_complete_dataset_does_nothing(server, mushrooms_zip, tmp_pat
     _download(server, tmp_path)
     lock_before = lock_path(tmp_path).read_text()
     requests_before = len(server.requests)
-    with caplog.at_level(logging.INFO, logger="harness.download"):
+    with caplog.at_level(logging.INFO, logger="harness.acquire.download"):
         [again] = _download(server, tmp_path)
     assert again.status == "up to date"
     assert again.sha256 == hashlib.sha256(mushrooms_zip).hexdigest()
@@ -83,7 +83,7 @@ def test_rerun_of_a_complete_dataset_does_nothing(server, mushrooms_zip, tmp_pat
 
 
 def test_interrupted_transfer_resumes_within_the_run(server, mushrooms_zip, tmp_path, monkeypatch):
-    monkeypatch.setattr("harness.fetch.RETRY_PAUSE", 0.0)
+    monkeypatch.setattr("harness.acquire.fetch.RETRY_PAUSE", 0.0)
     server.files[ZIP_PATH] = mushrooms_zip
     server.cuts[ZIP_PATH] = 700_000  # the first response closes the connection mid-body
     [result] = _download(server, tmp_path)

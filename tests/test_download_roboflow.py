@@ -16,10 +16,10 @@ import pytest
 from download_fixtures import RoboflowServer, roboflow_export_tree, zip_folder
 
 from harness.cli import main
-from harness.datasets import DATASETS, load_split
-from harness.download import download, select
-from harness.download_lock import DownloadLock, lock_path
-from harness.roboflow_source import (
+from harness.catalog.datasets import DATASETS, load_split
+from harness.acquire.download import download, select
+from harness.acquire.lock import DownloadLock, lock_path
+from harness.acquire.roboflow import (
     RoboflowCoordinates,
     RoboflowExport,
     load_config,

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from test_import_formats import PACKAGES, coco_export
 
-from harness.importers import import_dataset
+from harness.acquire.importers import import_dataset
 from scaledet.data import DetectionDataset, check_image_files, load_coco, read_image
 from scaledet.errors import DataError
 

@@ -21,9 +21,9 @@ from download_fixtures import (
 )
 
 from harness.cli import main
-from harness.datasets import DATASETS
-from harness.download import GlipMirror, download, select
-from harness.download_lock import DownloadLock, lock_path
+from harness.catalog.datasets import DATASETS
+from harness.acquire.download import GlipMirror, download, select
+from harness.acquire.lock import DownloadLock, lock_path
 from scaledet.errors import DataError
 
 pytestmark = pytest.mark.network

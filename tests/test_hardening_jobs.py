@@ -16,9 +16,9 @@ import pytest
 import torch
 from launch_fixtures import toy_sweep
 
-from harness.jobs import JobSpec
-from harness.launch import register_work, submit
-from harness.results import (
+from harness.job import JobSpec
+from harness.run.launch import register_work, submit
+from harness.run.results import (
     ResultRecord,
     cells_to_run,
     iter_records,
@@ -50,8 +50,8 @@ def _temp_files(folder: Path) -> list[Path]:
 WRITER = """
 import sys
 from pathlib import Path
-from harness.results import ResultRecord, atomic_write_text, result_path
-from harness.jobs import JobSpec
+from harness.run.results import ResultRecord, atomic_write_text, result_path
+from harness.job import JobSpec
 root, n = Path(sys.argv[1]), int(sys.argv[2])
 spec = JobSpec("demo", "Packages", "direct", "scaledet", 0)
 texts = [ResultRecord(sweep="s", job_id=spec.job_id, spec=spec.to_dict(), status="done", metrics={"AP": ap},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.jobs import JobSpec, plan
+from harness.job import JobSpec, plan
 from scaledet.errors import ConfigError
 
 

@@ -9,10 +9,10 @@ import pytest
 from launch_fixtures import measured_records, toy_sweep
 
 from harness.cli import main
-from harness.jobs import JobSpec
-from harness.launch import Resources, get_work, manifest_path, register_work, submit
-from harness.results import read_record, result_path
-from harness.toywork import train_toy
+from harness.job import JobSpec
+from harness.run.launch import Resources, get_work, manifest_path, register_work, submit
+from harness.run.results import read_record, result_path
+from harness.workloads.toy import train_toy
 from scaledet.errors import ConfigError
 
 

@@ -172,7 +172,7 @@ def test_default_unseen_rule_calls_datasets_unseen_classes(monkeypatch) -> None:
         calls.append((suite, upstream, rule))
         return {"A": ["y"]}
 
-    monkeypatch.setitem(sys.modules, "harness.datasets", types.SimpleNamespace(unseen_classes=unseen_classes))
+    monkeypatch.setitem(sys.modules, "harness.catalog.datasets", types.SimpleNamespace(unseen_classes=unseen_classes))
     rule = default_unseen_rule("demo", ("A", "B"))
     assert rule.classes(("LVIS", "COCO")) == {"A": frozenset({"y"})}
     assert calls == [("demo", ["LVIS", "COCO"], "names")]

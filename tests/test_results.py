@@ -9,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import atomic, results
-from harness.jobs import JobSpec, plan
-from harness.results import ResultRecord, cells_to_run, load_frame, read_record, write_record
-from harness.sweepfile import load_sweep_file
+from harness.run import results
+from scaledet import files as atomic
+from harness.job import JobSpec, plan
+from harness.run.results import ResultRecord, cells_to_run, load_frame, read_record, write_record
+from harness.plan.sweepfile import load_sweep_file
 from scaledet.errors import ConfigError
 
 

@@ -18,7 +18,7 @@ import pytest
 from download_fixtures import LocalServer, RoboflowServer, roboflow_export_tree, zip_folder
 
 from harness.cli import main
-from harness.datasets import DATASETS
+from harness.catalog.datasets import DATASETS
 
 pytestmark = pytest.mark.network
 

@@ -13,9 +13,9 @@ from launch_fixtures import measured_records, toy_sweep
 from slurm_fixtures import sacct_field, slurm_cluster  # noqa: F401  (fixture)
 
 from harness.cli import main
-from harness.jobs import JobSpec
-from harness.launch import Resources, submit
-from harness.results import iter_records, read_record, result_path
+from harness.job import JobSpec
+from harness.run.launch import Resources, submit
+from harness.run.results import iter_records, read_record, result_path
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 RES = Resources(time=10, cpus_per_task=1)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.fewshot import sample_shots, subset
-from harness.jobs import JobSpec
-from harness.scaledetwork import default_schedule, settings, starting_checkpoint, upstream_order
-from harness.stages import staged_plan
-from harness.suite_settings import suite_overrides
+from harness.workloads.fewshot import sample_shots, subset
+from harness.job import JobSpec
+from harness.workloads.scaledet import default_schedule, settings, starting_checkpoint, upstream_order
+from harness.plan.stages import staged_plan
+from harness.plan.suite_settings import suite_overrides
 from scaledet.config import preset
 from scaledet.data import CocoDataset
 from scaledet.errors import CheckpointError, ConfigError, WeightsUnavailableError
@@ -145,7 +145,7 @@ def test_fine_tuning_defaults_to_the_hard_label_loss_in_every_suite():
 
 
 def test_the_demo_is_scored_on_test_splits_by_default():
-    from harness.datasets import get_suite
+    from harness.catalog.datasets import get_suite
 
     assert get_suite("demo").split_policy == "test" and get_suite("odinw13").split_policy == "glip"
 
@@ -161,7 +161,7 @@ def test_report_unseen_sets_are_per_dataset():
 
 def test_a_cell_in_two_sweeps_is_reported_once(tmp_path):
     from harness.reporting.cells import load_cells
-    from harness.results import ResultRecord, write_record
+    from harness.run.results import ResultRecord, write_record
 
     spec = JobSpec("demo", "Raccoon", "direct", "scaledet", 3, overrides={"upstream": "Aquarium"})
     for sweep, finished in (("main", "2026-11-25T10:00:00"), ("scaling", "2026-11-25T11:00:00")):

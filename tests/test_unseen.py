@@ -1,4 +1,4 @@
-"""Unseen-class rules (harness.unseen) on the shared class lists: exact lists, the paper's list, text rule."""
+"""Unseen-class rules (harness.catalog.unseen) on the shared class lists: exact lists, the paper's list, text rule."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import datasets as registry
-from harness.unseen import (
+from harness.catalog import datasets as registry
+from harness.catalog.unseen import (
     PAPER_UNSEEN,
     found_in,
     nearest_upstream_labels,
@@ -17,7 +17,7 @@ from harness.unseen import (
     suite_classes,
     unseen_classes,
 )
-from harness.upstream_labels import UPSTREAM_ORDER, upstream_classes
+from harness.catalog.upstream_labels import UPSTREAM_ORDER, upstream_classes
 from scaledet.errors import ConfigError
 
 FOUR = ("lvis", "coco", "objects365", "openimages")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.upstream_labels import openimages_hierarchy, upstream_classes
+from harness.catalog.upstream_labels import openimages_hierarchy, upstream_classes
 from scaledet.metrics_openimages import average_precision, hierarchy_relations, openimages_eval
 
 CLASSES = upstream_classes("openimages")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from upstream_fixtures import BOX_HEADER, box_row, make_openimages, write_csv
 
-from harness.openimages import convert_openimages
-from harness.upstream_labels import upstream_classes
+from harness.catalog.openimages import convert_openimages
+from harness.catalog.upstream_labels import upstream_classes
 from scaledet.errors import DataError
 
 PERSON_ID = 69  # row of /m/01g317 in class-descriptions-boxable.csv
@@ -26,7 +26,7 @@ def _convert(root: Path, out: Path, **kwargs):
 def test_boxes_iscrowd_labels_and_unknown_mids(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = tmp_path / "oi"
     make_openimages(root)
-    with caplog.at_level(logging.WARNING, logger="harness.openimages"):
+    with caplog.at_level(logging.WARNING, logger="harness.catalog.openimages"):
         result = _convert(root, tmp_path / "out")
     assert not result.cached and result.unknown_mids == {"/m/not_a_class": 1}
     assert "1 rows with MIDs not in the class list skipped: /m/not_a_class (1)" in caplog.text

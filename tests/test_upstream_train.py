@@ -8,8 +8,8 @@ import torch
 from engine_fixtures import tiny_config
 from upstream_fixtures import make_coco, make_lvis, make_objects365, make_openimages
 
-from harness.upstream import load_upstream
-from harness.upstream_labels import UPSTREAM_ORDER, unified_label_space
+from harness.catalog.upstream import load_upstream
+from harness.catalog.upstream_labels import UPSTREAM_ORDER, unified_label_space
 from scaledet.data import category_mapping
 from scaledet.engine import train
 from scaledet.labels import LabelSpace

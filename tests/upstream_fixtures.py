@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from harness.upstream_labels import upstream_classes
+from harness.catalog.upstream_labels import upstream_classes
 
 
 def write_jpeg(path: Path, size: tuple[int, int]) -> None:

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from harness.sweepstate import sweep_cells
+from harness.run.sweepstate import sweep_cells
 from scaledet.errors import ConfigError
 
 HELP = "cancel the running jobs of a sweep"

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness import datasets as registry
+from harness.catalog import datasets as registry
 from harness.commands.ls import root_line, upstream_roots
-from harness.download_lock import DownloadLock
+from harness.acquire.lock import DownloadLock
 from scaledet.errors import DataError, ScaleDetError
 
 HELP = "check the install, the data root and the weights"
@@ -260,7 +260,7 @@ def verify_dataset(spec: registry.DatasetSpec, root: Path | None, lock: dict[str
 
 
 def _upstream_data_checks(record: registry.Suite, root: Path | None) -> Iterator[Check]:
-    from harness import upstream as upstream_data
+    from harness.catalog import upstream as upstream_data
 
     for dataset in record.datasets:
         spec = upstream_data.get_spec(dataset)

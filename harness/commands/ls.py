@@ -5,7 +5,7 @@
 - ``harness ls --dataset Aquarium``: classes with ids, splits with the paper's counts, licence, citation,
   Roboflow coordinates (``--suite demo`` for the embedded copy; ``--dataset coco`` for an upstream list).
 - ``harness ls --unseen [--suite odinw13] [--upstream lvis+coco] [--rule names|paper|text]``: the unseen
-  classes under a rule of :mod:`harness.unseen` (upstream default: the suite's own, else the four).
+  classes under a rule of :mod:`harness.catalog.unseen` (upstream default: the suite's own, else the four).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness import datasets as registry
-from harness import unseen
-from harness.upstream_labels import UPSTREAM_ORDER, upstream_classes
+from harness.catalog import datasets as registry
+from harness.catalog import unseen
+from harness.catalog.upstream_labels import UPSTREAM_ORDER, upstream_classes
 from scaledet.errors import ConfigError, DataError
 
 HELP = "list suites, datasets, classes and what is present on disk"
@@ -120,7 +120,7 @@ def _suite(name: str, root: Path | None) -> int:
 
 
 def _upstream_suite(suite: registry.Suite, root: Path | None) -> int:
-    from harness import upstream as upstream_data
+    from harness.catalog import upstream as upstream_data
 
     rows = []
     for name in suite.datasets:
@@ -134,8 +134,8 @@ def _upstream_suite(suite: registry.Suite, root: Path | None) -> int:
 
 
 def upstream_roots(root: Path | None) -> dict[str, Path] | None:
-    """``--root`` as per-dataset roots for :mod:`harness.upstream`, leaving ``$SCALEDET_<NAME>_ROOT`` first."""
-    from harness import upstream as upstream_data
+    """``--root`` as per-dataset roots for :mod:`harness.catalog.upstream`, leaving ``$SCALEDET_<NAME>_ROOT`` first."""
+    from harness.catalog import upstream as upstream_data
 
     if root is None:
         return None
@@ -143,7 +143,7 @@ def upstream_roots(root: Path | None) -> dict[str, Path] | None:
 
 
 def upstream_state(name: str, split: str, root: Path | None) -> str:
-    from harness import upstream as upstream_data
+    from harness.catalog import upstream as upstream_data
 
     try:
         upstream_data.annotation_file(name, split, upstream_roots(root))
@@ -179,7 +179,7 @@ def _dataset(name: str, suite: str, root: Path | None) -> int:
 
 
 def _upstream_dataset(name: str, root: Path | None) -> int:
-    from harness import upstream as upstream_data
+    from harness.catalog import upstream as upstream_data
 
     spec = upstream_data.get_spec(name)
     classes = upstream_classes(name)

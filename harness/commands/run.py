@@ -1,8 +1,8 @@
 """`harness run`: plan jobs for a suite and run them with the debug / local / slurm executor.
 
-Workload ``scaledet`` (the default) runs the detector (``harness.scaledetwork``); ``toy`` is a small stand-in
+Workload ``scaledet`` (the default) runs the detector (``harness.workloads.scaledet``); ``toy`` is a small stand-in
 for tests of the launch machinery. Transfer modes without ``--checkpoint`` first pretrain on the suite's
-upstream datasets (``harness.stages``); each stage is one job array. With ``scaledet`` the report is rendered
+upstream datasets (``harness.plan.stages``); each stage is one job array. With ``scaledet`` the report is rendered
 at the end (``--report-dir``, default ``reports/<suite>``).
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import yaml
 
-from harness.jobs import DEFAULT_SHOTS, METHODS, MODES, SPLIT_POLICIES, JobSpec
-from harness.launch import EXECUTORS, Resources, submit
-from harness.names import check_name
-from harness.sweepfile import SweepFile
+from harness.job import DEFAULT_SHOTS, METHODS, MODES, SPLIT_POLICIES, JobSpec
+from harness.run.launch import EXECUTORS, Resources, submit
+from scaledet.names import check_name
+from harness.plan.sweepfile import SweepFile
 from scaledet.errors import ConfigError
 
 HELP = "run direct / finetune / fewshot / pretrain jobs on a suite"
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
             overrides[key] = getattr(args, key)
     datasets = args.datasets
     if args.workload == "scaledet":
-        from harness.datasets import get_suite
+        from harness.catalog.datasets import get_suite
 
         suite = get_suite(args.suite)
         for name in datasets or ():

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.launch import manifest_path
-from harness.sweepstate import sweep_cells
+from harness.run.launch import manifest_path
+from harness.run.sweepstate import sweep_cells
 from scaledet.errors import ConfigError
 
 HELP = "show the state of a sweep's result cells"

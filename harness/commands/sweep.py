@@ -1,8 +1,8 @@
-"""`harness sweep FILE.yaml...`: run the sweeps YAML files describe (see harness.sweepfile for the format).
+"""`harness sweep FILE.yaml...`: run the sweeps YAML files describe (see harness.plan.sweepfile for the format).
 
 A file may hold several sweeps (``---``-separated documents); they run in file order, files in the order given.
 Every file is read and checked before anything is submitted. ``--dry-run`` prints each sweep's stages and cells
-(with whether a result already exists under ``--results-root``) and a GPU-hour estimate (``harness.budget``),
+(with whether a result already exists under ``--results-root``) and a GPU-hour estimate (``harness.plan.budget``),
 then stops: nothing is submitted and no file or folder is written.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness import budget
+from harness.plan import budget
 from harness.commands.run import add_launch_arguments, default_sweep_id, launch
-from harness.results import cell_states
-from harness.sweepfile import SweepFile, load_sweep_files
+from harness.run.results import cell_states
+from harness.plan.sweepfile import SweepFile, load_sweep_files
 
 HELP = "run the sweeps described by YAML files (--dry-run: print the grid and GPU-hour estimate)"
 HEADERS = ["stage", "mode", "method", "dataset", "upstream", "seed", "shots", "job id", "result", "GPU-h", "estimate"]
@@ -77,7 +77,7 @@ def dry_run(sweeps: list[tuple[Path, int, int, SweepFile]], args: argparse.Names
     print(f"total: {len(sweeps)} sweep(s), {len(counted)} cell(s) (a job id in several sweeps counted once), "
           + _total(list(known.values()), len(counted))
           + (f"; {todo:,.1f} GPU-hours for the cells without a result" if done else ""))
-    print("assumptions: GPU-hours from published training rates, not measured here (harness.budget); "
+    print("assumptions: GPU-hours from published training rates, not measured here (harness.plan.budget); "
           "pretrain = max_steps x batch_size / rate; transfer = (finetune images, if any, + evaluation images) "
           "/ rate, approximate")
     for name in sorted(backbones):

@@ -4,7 +4,7 @@ A cell row has: suite, dataset, mode, method, upstream (the checkpoint's upstrea
 ``+``, '' if unknown), checkpoint (``--pretrained`` name or ``--checkpoint`` path, '' if none), seed, shots (0 outside few-shot), status, ap (points x100, NaN if failed),
 per_class (class -> AP points), split_policy, text_encoder, commit, config_hash, date.
 
-``harness.results.load_frame`` supplies the metrics and most fields. Three things the report needs are not
+``harness.run.results.load_frame`` supplies the metrics and most fields. Three things the report needs are not
 in that frame, so they are read from each record (joined on ``job_id``): the checkpoint's upstream datasets
 (spec override or config key named in ``UPSTREAM_KEYS``), the date (``finished_at``) and a config hash
 (SHA-256 of the record's effective config, canonical JSON, first 12 hex digits).
@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness import results
+from harness.run import results
 from scaledet.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -59,7 +59,7 @@ def _normalise(found: Mapping[str, Iterable[str]] | Iterable, datasets: tuple[st
 def _class_names(suite: str, dataset: str) -> frozenset[str] | None:
     """The registry's classes of ``dataset`` in ``suite`` (None for a dataset the registry does not know)."""
     try:
-        from harness.datasets import class_names
+        from harness.catalog.datasets import class_names
 
         return frozenset(class_names(dataset, suite))
     except (ImportError, ScaleDetError):
@@ -67,11 +67,11 @@ def _class_names(suite: str, dataset: str) -> frozenset[str] | None:
 
 
 def default_unseen_rule(suite: str, datasets: tuple[str, ...]) -> UnseenRule | None:
-    """``harness.datasets.unseen_classes(suite, upstream, rule="names")`` once that module exists."""
+    """``harness.catalog.datasets.unseen_classes(suite, upstream, rule="names")`` once that module exists."""
     try:
-        from harness.datasets import unseen_classes
+        from harness.catalog.datasets import unseen_classes
     except ImportError:
-        log.warning("harness.datasets.unseen_classes is not available: no unseen-class average")
+        log.warning("harness.catalog.datasets.unseen_classes is not available: no unseen-class average")
         return None
 
     def classes(upstream: tuple[str, ...]) -> Unseen:
@@ -79,7 +79,7 @@ def default_unseen_rule(suite: str, datasets: tuple[str, ...]) -> UnseenRule | N
         # a flat list of names counts for a dataset only where the dataset has that class
         return {d: names if (own := _class_names(suite, d)) is None else names & own for d, names in unseen.items()}
 
-    return UnseenRule('names (harness.datasets.unseen_classes, rule="names")', classes)
+    return UnseenRule('names (harness.catalog.datasets.unseen_classes, rule="names")', classes)
 
 
 def build_report(inp: tables.ReportInput, title: str) -> Report:
@@ -173,7 +173,7 @@ def render_report(results: Path, suite: str, out: Path, sweep: str | None = None
                   published: bool = True, unseen: UnseenRule | None = None, command: str | None = None) -> Path:
     """Render the report of ``suite`` (optionally one ``sweep``) from the store at ``results`` into ``out``.
 
-    ``unseen`` is an ``UnseenRule``, or None for ``harness.datasets.unseen_classes`` (rule "names").
+    ``unseen`` is an ``UnseenRule``, or None for ``harness.catalog.datasets.unseen_classes`` (rule "names").
     ``command``, if given, is named in the provenance footer as what rendered the report.
     Returns the path of the Markdown file.
     """

@@ -13,7 +13,7 @@ from harness.reporting.model import Cell, Missing, Row, Stat, Table, row_label
 from harness.reporting.published import Published
 
 METHOD_ORDER = {"scaledet": 0, "scaledet-hard": 1, "scaledet-hl": 1, "baseline": 2}
-HARD_METHODS = ("scaledet-hard", "scaledet-hl")  # ablation without L_sl (harness.jobs name, brief's name)
+HARD_METHODS = ("scaledet-hard", "scaledet-hl")  # ablation without L_sl (harness.job name, brief's name)
 MODE_TITLES = {"direct": "direct transfer", "finetune": "fine-tune transfer"}
 CELL_NOTE = ("Cells: COCO box AP@[.5:.95] x100, mean ± sample std over seeds (a value without ± comes "
              "from one seed); 'missing': the store has no result for that cell; 'failed': every run of it "
@@ -122,7 +122,7 @@ def _averages(group: pd.DataFrame, inp: ReportInput) -> tuple[Cell, Cell, Cell]:
 
 def average_notes(inp: ReportInput) -> tuple[str, ...]:
     """Footnotes defining the three averages and naming the unseen rule."""
-    rule = inp.unseen.name if inp.unseen else "none available (harness.datasets.unseen_classes missing)"
+    rule = inp.unseen.name if inp.unseen else "none available (harness.catalog.datasets.unseen_classes missing)"
     notes = [f"{name}: {text}" for name, text in avg.DEFINITIONS.items()]
     return (*notes, f"Unseen-class rule: {rule}.", CELL_NOTE)
 

@@ -13,8 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.jobs import JobSpec
-from harness.results import ResultRecord, write_record
+from harness.job import JobSpec
+from harness.run.results import ResultRecord, write_record
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))

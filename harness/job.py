@@ -1,0 +1,128 @@
+"""Job specs and sweep planning.
+
+A :class:`JobSpec` is one cell of the results grid. Its ``job_id`` is the first 12 hex digits of the
+SHA-256 of its canonical JSON (sorted keys, no spaces), so the same cell always has the same id, on any
+machine, and a re-run finds its result file.
+
+Expansion rules of :func:`plan`:
+
+- ``direct`` / ``finetune``: one job per dataset × method × seed (``shots`` is ``None``).
+- ``fewshot``: one job per dataset × method × seed × shots (k shots per class).
+- ``pretrain``: one job per method × seed for the *whole suite* (it trains on all the suite's datasets
+  jointly, producing the checkpoint the other modes start from). Its ``dataset`` field is the suite's
+  datasets sorted and joined by ``+``, so changing the suite's membership changes the job id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from scaledet.names import check_name
+from scaledet.errors import ConfigError
+
+MODES: tuple[str, ...] = ("direct", "finetune", "fewshot", "pretrain")
+# scaledet: hard + soft label loss over concatenated label spaces; scaledet-hard: ablation without L_sl;
+# baseline: single-dataset detector, hard loss only (paper's baseline).
+METHODS: tuple[str, ...] = ("scaledet", "scaledet-hard", "baseline")
+SPLIT_POLICIES: tuple[str, ...] = ("glip", "test", "valid")
+DEFAULT_SHOTS: tuple[int, ...] = (1, 3, 5, 10)
+OverrideValue = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One result cell: what to run, on what, with which seed and overrides."""
+
+    suite: str
+    dataset: str
+    mode: str
+    method: str
+    seed: int
+    shots: int | None = None
+    split_policy: str = "glip"
+    overrides: tuple[tuple[str, OverrideValue], ...] = ()
+
+    def __post_init__(self) -> None:
+        check_name("mode", self.mode, MODES)
+        check_name("method", self.method, METHODS)
+        check_name("split policy", self.split_policy, SPLIT_POLICIES)
+        if (self.mode == "fewshot") != (self.shots is not None):
+            raise ConfigError(f"shots must be set for mode 'fewshot' only (mode={self.mode!r}, shots={self.shots})")
+        object.__setattr__(self, "overrides", normalise_overrides(self.overrides))
+
+    def canonical_json(self) -> str:
+        data = asdict(self)
+        data["overrides"] = [list(pair) for pair in self.overrides]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def job_id(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:12]
+
+    def override(self, key: str, default: Any = None) -> Any:
+        return dict(self.overrides).get(key, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(self.canonical_json())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "job spec") -> JobSpec:
+        fields = set(cls.__dataclass_fields__)
+        for key in data:
+            check_name("job spec field", key, fields, where)
+        missing = sorted(fields - set(data) - {"shots", "split_policy", "overrides"})
+        if missing:
+            raise ConfigError(f"{where}: missing job spec field(s) {', '.join(missing)}")
+        values = dict(data)
+        values["overrides"] = tuple(tuple(pair) for pair in values.get("overrides", ()))
+        return cls(**values)
+
+
+def normalise_overrides(
+    overrides: Mapping[str, OverrideValue] | Iterable[tuple[str, OverrideValue]],
+) -> tuple[tuple[str, OverrideValue], ...]:
+    """Overrides as a tuple of (key, value) sorted by key; duplicate keys are an error."""
+    pairs = list(overrides.items()) if isinstance(overrides, Mapping) else [tuple(p) for p in overrides]
+    keys = [key for key, _ in pairs]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise ConfigError(f"override key(s) given twice: {', '.join(duplicates)}")
+    for key, value in pairs:
+        if not isinstance(key, str) or not isinstance(value, OverrideValue):
+            raise ConfigError(f"override {key!r}={value!r}: keys are strings, values str/int/float/bool/None")
+    return tuple(sorted(pairs))
+
+
+def plan(
+    suite: str,
+    datasets: Sequence[str],
+    modes: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    shots: Sequence[int] = DEFAULT_SHOTS,
+    split_policy: str = "glip",
+    overrides: Mapping[str, OverrideValue] | Iterable[tuple[str, OverrideValue]] = (),
+) -> list[JobSpec]:
+    """Expand suite × modes × methods × seeds (× shots) into job specs, in a stable order, no duplicates."""
+    for mode in modes:
+        check_name("mode", mode, MODES)
+    for method in methods:
+        check_name("method", method, METHODS)
+    if not datasets:
+        raise ConfigError(f"suite {suite!r}: no datasets to plan for")
+    pairs = normalise_overrides(overrides)
+    specs: list[JobSpec] = []
+    for mode in modes:
+        targets = ["+".join(sorted(datasets))] if mode == "pretrain" else list(datasets)
+        shot_values: Sequence[int | None] = shots if mode == "fewshot" else (None,)
+        for dataset in targets:
+            for method in methods:
+                for seed in seeds:
+                    for k in shot_values:
+                        specs.append(JobSpec(suite, dataset, mode, method, int(seed), k, split_policy, pairs))
+    return list(dict.fromkeys(specs))

@@ -1,0 +1,143 @@
+"""GPU-hour estimates of sweep cells from published training rates (images / s / GPU): nothing is measured here.
+
+- ``pretrain``: ``train.max_steps x data.batch_size / rate / 3600``;
+- ``direct``: the evaluation split's images / rate / 3600 (the training rate used for inference: approximate);
+- ``finetune`` / ``fewshot``: (training images seen + evaluation images) / rate / 3600, where the images seen are
+  ``train.max_steps x data.batch_size`` when the cell sets ``train.max_steps``, else :data:`FINETUNE_EPOCHS`
+  epochs of the train split (fewshot: of at most shots x classes images); approximate.
+
+Image counts are the registry's (``harness.catalog.datasets.get_dataset(name, suite).images``, GLIP paper Table 9); an
+evaluation split without a count (EgoHands' and Vehicles' ``mini_val``) is counted as its full ``valid`` split.
+A cell whose backbone has no rate in :data:`RATES` gets no number ("n/a (no rate for backbone X)").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from harness.catalog import datasets as registry
+from harness.job import JobSpec
+from harness.plan.suite_settings import FINETUNE_EPOCHS
+from scaledet.config import Config, with_overrides
+from scaledet.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Training throughput of one backbone, and where the number comes from."""
+
+    images_per_second: float  # per GPU
+    source: str
+
+
+# Detic's model zoo (docs/MODEL_ZOO.md, 8 x V100, the CenterNet2 recipe ScaleDet builds on). Replace with a
+# measured rate of our detector when one exists, then re-run benchmarks/make_scaledet_sweeps.py.
+RATES: dict[str, Rate] = {
+    "r50": Rate(5_760_000 / (17 * 3600 * 8),
+                "Detic BoxSup-C2_L_CLIP_R5021k_640b64_4x: 90k x 64 images in 17 h on 8 V100"),
+    "swin-b": Rate(5_760_000 / (43 * 3600 * 8),
+                   "Detic BoxSup-C2_L_CLIP_SwinB_896b32_4x: 180k x 32 images in 43 h on 8 V100"),
+    "swin-t": Rate(5_760_000 / (43 * 3600 * 8), "no published Swin-T figure: Swin-B's rate (upper bound on time)"),
+}
+CONFIG_SECTIONS = ("model", "data", "train")
+TRANSFER_START = ("pretrain_job", "checkpoint", "pretrained")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A cell's GPU-hours (``None``: no estimate) and how they were obtained (or why there are none)."""
+
+    hours: float | None
+    basis: str
+    backbone: str | None = None  # whose rate (RATES) was used
+
+
+def pretrain_hours(steps: int, batch: int, backbone: str) -> float:
+    """``steps x batch / rate / 3600`` GPU-hours; ``KeyError`` for a backbone without a rate."""
+    return steps * batch / RATES[backbone].images_per_second / 3600
+
+
+def images_hours(images: float, backbone: str) -> float:
+    """GPU-hours to push ``images`` images through ``backbone`` at its training rate."""
+    return images / RATES[backbone].images_per_second / 3600
+
+
+def split_images(suite: str, dataset: str, split: str) -> int:
+    """Images of ``split`` of an ODinW dataset as ``suite`` uses it; a split without a count is counted as valid."""
+    counts = registry.get_dataset(dataset, suite).images
+    count = counts.get(split) or counts.get("valid")
+    if count is None:
+        raise ConfigError(f"dataset {dataset!r} of suite {suite!r}: no image count for split {split!r} or valid")
+    return count
+
+
+def eval_images(suite: str, dataset: str, split_policy: str) -> int:
+    """Images a transfer cell is scored on under ``split_policy``."""
+    split = registry.get_dataset(dataset, suite).eval_split(split_policy)
+    return split_images(suite, dataset, split)
+
+
+def cell_config(spec: JobSpec) -> Config:
+    """The detector config the spec's ``model.*``/``data.*``/``train.*`` overrides give on the defaults.
+
+    The method presets differ only in loss settings, so the defaults stand for all of them here.
+    """
+    items = [f"{key}={value}" if isinstance(value, str) else f"{key}={json.dumps(value)}"
+             for key, value in spec.overrides if key.split(".", 1)[0] in CONFIG_SECTIONS and "." in key]
+    try:
+        return with_overrides(Config(), items)
+    except ConfigError as error:
+        raise ConfigError(f"job {spec.job_id} ({spec.mode} {spec.dataset}): {error}") from None
+
+
+def estimate_cells(specs: Iterable[JobSpec], workload: str = "scaledet") -> dict[str, Estimate]:
+    """job id -> estimate, for a sweep's cells (transfer cells take their backbone from the pretrain cell they
+    start from when it is among ``specs``, else from their ``model.backbone`` override)."""
+    specs = list(specs)
+    if workload != "scaledet":
+        return {s.job_id: Estimate(None, f"n/a ({workload} workload: CPU only)") for s in specs}
+    backbones = {s.job_id: cell_config(s).model.backbone for s in specs if s.mode == "pretrain"}
+    return {s.job_id: estimate_cell(s, backbones) for s in specs}
+
+
+def estimate_cell(spec: JobSpec, pretrain_backbones: Mapping[str, str] | None = None) -> Estimate:
+    """The GPU-hours of one ``scaledet`` cell (see the module docstring)."""
+    cfg = cell_config(spec)
+    demo = "; the demo suite is sized for CPU" if spec.suite == "demo" else ""
+    if spec.mode == "pretrain":
+        backbone = cfg.model.backbone
+        if backbone not in RATES:
+            return Estimate(None, f"n/a (no rate for backbone {backbone}{demo})")
+        steps, batch = cfg.train.max_steps, cfg.data.batch_size
+        return Estimate(pretrain_hours(steps, batch, backbone),
+                        f"{steps:,} steps x {batch} images / {_rate(backbone)}", backbone)
+    backbone = spec.override("model.backbone") or (pretrain_backbones or {}).get(spec.override("pretrain_job"))
+    if backbone is None:
+        start = next((key for key in TRANSFER_START if spec.override(key)), "checkpoint")
+        return Estimate(None, f"n/a (backbone of the starting {start} unknown: set model.backbone)")
+    if backbone not in RATES:
+        return Estimate(None, f"n/a (no rate for backbone {backbone}{demo})")
+    if registry.get_suite(spec.suite).label_spaces_only:
+        return Estimate(None, f"n/a (no image counts for upstream dataset {spec.dataset})")
+    scored = eval_images(spec.suite, spec.dataset, spec.split_policy)
+    if spec.mode == "direct":
+        return Estimate(images_hours(scored, backbone), f"eval {scored:,} images / {_rate(backbone)}, approximate",
+                        backbone)
+    if spec.override("train.max_steps") is not None:
+        seen = cfg.train.max_steps * cfg.data.batch_size
+        schedule = f"{cfg.train.max_steps:,} steps x {cfg.data.batch_size} images"
+    else:
+        train = split_images(spec.suite, spec.dataset, "train")
+        if spec.mode == "fewshot":
+            classes = len(registry.get_dataset(spec.dataset, spec.suite).categories)
+            train = min(train, int(spec.shots or 0) * classes)
+        seen = FINETUNE_EPOCHS * train
+        schedule = f"{FINETUNE_EPOCHS} epochs x {train:,} images"
+    return Estimate(images_hours(seen + scored, backbone),
+                    f"({schedule} + eval {scored:,} images) / {_rate(backbone)}, approximate", backbone)
+
+
+def _rate(backbone: str) -> str:
+    return f"{RATES[backbone].images_per_second:.2f} images/s/GPU ({backbone})"

@@ -1,0 +1,88 @@
+"""Staged plans: pretrain jobs first, then the transfer jobs that start from their checkpoints.
+
+A sweep whose transfer cells name no starting checkpoint (``checkpoint``/``pretrained``/``pretrain_job``
+overrides) pretrains on its upstream sets: the sweep file's ``upstream`` list, else the suite's upstream
+datasets (the single-dataset ``baseline`` takes each upstream dataset alone). Each transfer cell then
+carries ``upstream`` (``A+B``, for reports) and ``pretrain_job`` (the pretrain cell's job id). Pretraining
+uses the sweep's first seed; the transfer cells use every seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harness.catalog import datasets as registry
+from harness.job import JobSpec, normalise_overrides, plan
+from scaledet.names import check_name
+from harness.plan.suite_settings import suite_overrides
+from scaledet.errors import ConfigError
+
+START_KEYS = ("checkpoint", "pretrained", "pretrain_job")
+SINGLE_DATASET_METHODS = ("baseline",)
+
+
+def upstream_sets(suite: str, methods: Sequence[str], given: Sequence[Sequence[str]] = ()) -> dict[str, list[tuple[str, ...]]]:
+    """method -> the upstream dataset sets it pretrains on (in the suite's upstream order)."""
+    record = registry.get_suite(suite)
+    sets = [tuple(s) for s in given] or [record.upstream]
+    if not any(sets):
+        raise ConfigError(f"suite '{suite}' has no upstream datasets of its own: transfer jobs need --checkpoint "
+                          "PATH (or a sweep file 'upstream' list)")
+    out = {}
+    for method in methods:
+        if method in SINGLE_DATASET_METHODS:
+            out[method] = [s for s in sets if len(s) == 1] or [(n,) for n in dict.fromkeys(n for s in sets for n in s)]
+        else:
+            out[method] = sets
+    return out
+
+
+def staged_plan(suite: str, datasets: Sequence[str], modes: Sequence[str], methods: Sequence[str],
+                seeds: Sequence[int], *, shots: Sequence[int], split_policy: str,
+                overrides: Sequence[tuple[str, Any]], upstream: Sequence[Sequence[str]] = ()) -> list[list[JobSpec]]:
+    """The sweep's cells in stages: ``[pretrain cells, transfer cells]``, or one stage when no pretraining."""
+    record = registry.get_suite(suite)
+    for name in [*datasets, *(n for s in upstream for n in s)]:
+        check_name(f"dataset of suite '{suite}'", name, record.datasets + record.upstream)
+    pairs = dict(normalise_overrides(overrides))
+    transfer_modes = [m for m in modes if m != "pretrain"]
+    explicit = _plan(suite, datasets, ["pretrain"], methods, seeds[:1], split_policy, pairs) if "pretrain" in modes else []
+    if not transfer_modes:
+        check_specs(explicit)
+        return [explicit]
+    if any(pairs.get(k) for k in START_KEYS):
+        if upstream:
+            raise ConfigError("a sweep gives either a starting checkpoint or 'upstream' sets to pretrain on, not both")
+        transfer = _plan(suite, datasets, transfer_modes, methods, seeds, split_policy, pairs, shots)
+        check_specs(explicit + transfer)
+        return [s for s in (explicit, transfer) if s]
+    pretrain, transfer = list(explicit), []
+    for method, sets in upstream_sets(suite, methods, upstream).items():
+        for names in sets:
+            (job,) = _plan(suite, names, ["pretrain"], [method], seeds[:1], split_policy, pairs)
+            pretrain.append(job)
+            start = {**pairs, "upstream": "+".join(names), "pretrain_job": job.job_id}
+            transfer += _plan(suite, datasets, transfer_modes, [method], seeds, split_policy, start, shots)
+    stages = [list(dict.fromkeys(pretrain)), transfer]
+    check_specs(spec for stage in stages for spec in stage)
+    return stages
+
+
+def check_specs(specs) -> None:
+    """Every distinct (method, overrides) checked against the workload's settings before anything is submitted."""
+    from harness.workloads.scaledet import check_spec
+
+    seen = set()
+    for spec in specs:
+        if (spec.method, spec.mode, spec.overrides) not in seen:
+            seen.add((spec.method, spec.mode, spec.overrides))
+            check_spec(spec)
+
+
+def _plan(suite: str, datasets: Sequence[str], modes: Sequence[str], methods: Sequence[str], seeds: Sequence[int],
+          split_policy: str, overrides: dict[str, Any], shots: Sequence[int] = ()) -> list[JobSpec]:
+    """``harness.job.plan`` per mode, each mode's suite settings under the given overrides."""
+    return [spec for mode in modes for spec in plan(
+        suite, datasets, [mode], methods, seeds, shots=shots, split_policy=split_policy,
+        overrides={**suite_overrides(suite, mode), **overrides})]

@@ -1,0 +1,323 @@
+"""Workload ``scaledet``: the real jobs behind ``harness run`` (pretrain, direct, finetune, fewshot).
+
+- ``pretrain``: train the detector jointly on the spec's datasets (``dataset`` = ``A+B+…``), their label
+  spaces concatenated in the suite's upstream order; checkpoints in ``runs/<job id>/checkpoints``; scored on
+  each dataset's evaluation split.
+- ``direct``: the starting checkpoint with the target dataset's own vocabulary (zero-shot transfer).
+- ``finetune``: train from the checkpoint on the target's train split over its own vocabulary, score every
+  ``train.checkpoint_every`` steps on ``valid``, keep the best, score it on the split policy's split.
+- ``fewshot``: like finetune on a k-shot subset chosen by the seed (its image ids go into the result).
+
+The starting checkpoint of a transfer job is the override ``pretrain_job`` (a pretrain job's id, found under
+the same runs root), ``checkpoint`` (a path) or ``pretrained`` (not available offline). Other overrides:
+``model.*``/``data.*``/``train.*`` config keys, ``text_encoder`` (default ``minilm``), ``prompts``
+(``names`` or ``glip``: GLIP's odinw_35 prompt overrides), ``upstream`` (a label for reports), ``device``.
+Suite settings (``harness.plan.suite_settings``) are put into the specs' overrides by the plan, so they are part of
+every job id and result record.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.catalog import datasets as registry
+from scaledet.files import atomic_torch_save
+from harness.workloads.fewshot import sample_shots, subset
+from harness.job import JobSpec
+from harness.run.launch import register_work
+from scaledet.names import check_name
+from harness.plan.suite_settings import FINETUNE_EPOCHS
+from scaledet import checkpoints as ckpt
+from scaledet.config import Config, load_config, preset, with_overrides
+from scaledet.data import CocoDataset, check_image_files
+from scaledet.distributed import resolve_device
+from scaledet.engine import evaluate, train
+from scaledet.errors import CheckpointError, ConfigError, WeightsUnavailableError
+from scaledet.labels import LabelSpace, encode_label_space
+from scaledet.text import build_text_encoder
+
+log = logging.getLogger(__name__)
+
+# harness.job method names -> scaledet.config presets
+METHOD_PRESETS = {"scaledet": "scaledet", "scaledet-hard": "scaledet-hl", "baseline": "baseline"}
+CONFIG_SECTIONS = ("model", "data", "train")
+WORK_SETTINGS = ("upstream", "pretrain_job", "checkpoint", "pretrained", "text_encoder", "text_weights",
+                 "prompts", "device")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A dataset as a job uses it: training records, evaluation records, and the files they came from."""
+
+    name: str
+    class_names: tuple[str, ...]
+    prompt_names: tuple[str, ...] | None
+    train: CocoDataset | None
+    eval: CocoDataset
+    files: tuple[Path, ...]
+    version: str
+    metric: str = "coco"
+
+
+# ---------------------------------------------------------------- settings and inputs
+
+
+def settings(spec: JobSpec) -> tuple[dict[str, Any], list[str]]:
+    """(work settings, config overrides ``section.key=value``) of a spec."""
+    merged = dict(spec.overrides)
+    work: dict[str, Any] = {}
+    config: list[str] = []
+    for key, value in merged.items():
+        section = key.split(".", 1)[0]
+        if section in CONFIG_SECTIONS and "." in key:
+            config.append(f"{key}={value}" if isinstance(value, str) else f"{key}={json.dumps(value)}")
+        else:
+            work[check_name("override of workload scaledet", key, WORK_SETTINGS + tuple(
+                f"{s}.<key>" for s in CONFIG_SECTIONS), f"job {spec.job_id}")] = value
+    return work, config
+
+
+def check_spec(spec: JobSpec) -> None:
+    """Fail before anything runs when a spec's overrides name unknown settings or config keys, or wrong types."""
+    _, overrides = settings(spec)
+    try:
+        with_overrides(preset(METHOD_PRESETS[spec.method]), overrides)
+    except ConfigError as error:
+        raise ConfigError(f"job {spec.job_id} ({spec.mode} {spec.dataset}): {error}") from None
+
+
+def load_source(suite: str, name: str, split_policy: str, with_train: bool, prompts: str = "names") -> Source:
+    """Records of dataset ``name`` of ``suite``: ODinW-style from the registry, or an upstream dataset."""
+    if registry.get_suite(suite).label_spaces_only:
+        from harness.catalog.upstream import load_upstream
+
+        train_records = load_upstream(name, "train") if with_train else None
+        val = load_upstream(name, "val")
+        files = (val.annotation_file,) + ((train_records.annotation_file,) if train_records else ())
+        return Source(name, val.dataset.category_names, None, train_records.dataset if train_records else None,
+                      val.dataset, files, val.spec.title, val.spec.metric)
+    check_name("prompts setting", prompts, ("names", "glip"))
+    spec = registry.get_dataset(name, suite)
+    split = spec.eval_split(split_policy)
+    eval_records = registry.load_split(spec, split)
+    train_records = registry.load_split(spec, "train") if with_train else None
+    for records in (eval_records, train_records):  # a missing image fails now, naming it, not hours later
+        if records is not None:
+            check_image_files(records)
+    files = tuple(spec.annotation_path(s) for s in (["train"] if with_train else []) + [split])
+    prompt_names = spec.prompt_overrides if prompts == "glip" and spec.prompt_overrides else None
+    return Source(name, spec.class_names, prompt_names, train_records, eval_records, files,
+                  f"{spec.name}/{spec.variant or '-'}{' (embedded demo)' if spec.embedded else ''}")
+
+
+def encode(source: Source, encoder) -> LabelSpace:
+    return encode_label_space(source.class_names, source.name, encoder, prompt_names=source.prompt_names)
+
+
+def files_sha(files: tuple[Path, ...]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def score(model, source: Source, label_space: LabelSpace, device) -> dict[str, Any]:
+    """The source's metric on its evaluation split with ``label_space``'s slice for it."""
+    if source.metric == "coco":
+        return evaluate(model, source.eval, label_space, device)
+    from scaledet.engine import predict
+
+    detections = predict(model, source.eval, label_space, device)
+    if source.metric == "lvis":
+        from scaledet.metrics_lvis import lvis_eval
+
+        return lvis_eval(source.eval.source, detections)
+    from harness.catalog.upstream_labels import openimages_hierarchy
+    from scaledet.metrics_openimages import openimages_eval
+
+    result = openimages_eval(source.eval.source, detections, openimages_hierarchy())
+    return {**result, "AP": result["AP50"]}
+
+
+def _rank() -> int:
+    return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+
+
+# ---------------------------------------------------------------- pretrain
+
+
+def pretrain(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
+    work, overrides = settings(spec)
+    cfg = with_overrides(replace(preset(METHOD_PRESETS[spec.method]), train=replace(
+        preset(METHOD_PRESETS[spec.method]).train, seed=spec.seed)), overrides)
+    names = upstream_order(spec.suite, spec.dataset.split("+"))
+    sources = [load_source(spec.suite, n, spec.split_policy, True, work.get("prompts", "names")) for n in names]
+    encoder = build_text_encoder(work.get("text_encoder", "minilm"), work.get("text_weights"))
+    space = LabelSpace.concat([encode(s, encoder) for s in sources])
+    device = resolve_device(work.get("device"))
+    log.info("pretrain %s on %s: %d labels, %d steps", spec.method, "+".join(names), len(space), cfg.train.max_steps)
+    result = train(cfg, [s.train for s in sources], space, run_dir / "checkpoints", device=device)
+    if _rank() != 0:
+        return {"metrics": {}}
+    metrics: dict[str, float] = {}
+    per_class: dict[str, float] = {}
+    for source in sources:
+        found = score(result.model, source, space, device)
+        metrics[f"AP/{source.name}"] = found["AP"]
+        per_class.update({f"{source.name}/{k}": v for k, v in found.get("per_class", {}).items()})
+    metrics["AP"] = sum(metrics.values()) / len(sources)
+    metrics["steps"] = float(result.step)
+    return {"metrics": metrics, "per_class_ap": per_class, "config": {**cfg.to_dict(), "work": work},
+            "dataset_version": ", ".join(s.version for s in sources),
+            "dataset_sha": files_sha(tuple(f for s in sources for f in s.files)),
+            "label_space_fingerprint": space.fingerprint, "text_encoder": encoder.id}
+
+
+def upstream_order(suite: str, names: list[str]) -> list[str]:
+    """``names`` in the suite's upstream order (the paper's L, C, O365, OID; the demo's own), others after."""
+    order = registry.get_suite(suite).upstream
+    return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
+
+
+# ---------------------------------------------------------------- transfer
+
+
+def starting_checkpoint(work: dict[str, Any], run_dir: Path) -> Path:
+    """The checkpoint a transfer job starts from (see the module docstring)."""
+    if work.get("pretrain_job"):
+        path = run_dir.parent / str(work["pretrain_job"]) / "checkpoints" / ckpt.LAST
+        if not path.is_file():
+            raise CheckpointError(f"pretrain job {work['pretrain_job']} has no checkpoint at {path}: run it first "
+                                  "(`harness run` does so when no --checkpoint is given)")
+        return path
+    if work.get("checkpoint"):
+        path = Path(str(work["checkpoint"])).expanduser()
+        if path.is_dir():
+            path = path / ckpt.LAST
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {path} does not exist (override 'checkpoint')")
+        return path
+    if work.get("pretrained"):
+        raise WeightsUnavailableError(
+            f"pretrained model '{work['pretrained']}' is not available offline and no download of named detector "
+            "checkpoints is configured; pass --checkpoint PATH to a checkpoint file (runs/<pretrain job>/checkpoints/"
+            "last.pt of a `harness run --mode pretrain`)")
+    raise ConfigError("a transfer job needs a starting checkpoint: --checkpoint PATH, or a suite with upstream "
+                      "datasets (its pretrain job runs first)")
+
+
+def transfer_inputs(spec: JobSpec, run_dir: Path, with_train: bool):
+    """(work settings, checkpoint state, config, target source, target label space, text encoder id)."""
+    work, overrides = settings(spec)
+    path = starting_checkpoint(work, run_dir)
+    state = ckpt.load_checkpoint(path)
+    cfg = load_config(state["config"])
+    cfg = with_overrides(replace(cfg, train=replace(preset(cfg.method).train, seed=spec.seed)), overrides)
+    saved_encoder = state["label_space"]["encoder_id"]
+    encoder_name = work.get("text_encoder") or ("minilm" if saved_encoder.startswith("minilm") else None)
+    if encoder_name is None:
+        raise ConfigError(f"checkpoint {path} used text encoder '{saved_encoder}': pass --set text_encoder=NAME "
+                          "(clip, openclip or openclip:<model>) and text_weights if needed")
+    encoder = build_text_encoder(encoder_name, work.get("text_weights"))
+    if encoder.id != saved_encoder:
+        raise CheckpointError(f"checkpoint {path} was trained with text encoder '{saved_encoder}', this job uses "
+                              f"'{encoder.id}': label embeddings would not match the head")
+    source = load_source(spec.suite, spec.dataset, spec.split_policy, with_train, work.get("prompts", "names"))
+    return work, state, cfg, source, encode(source, encoder), encoder.id, path
+
+
+def _transfer_output(spec, work, cfg, source, space, encoder_id, found, path, **extra) -> dict[str, Any]:
+    metrics = {k: float(v) for k, v in found.items() if k != "per_class" and isinstance(v, (int, float))}
+    metrics.update(extra.pop("metrics", {}))
+    return {"metrics": metrics, "per_class_ap": dict(found.get("per_class", {})),
+            "config": {**cfg.to_dict(), "work": {**work, "start_checkpoint": str(path)}},
+            "dataset_version": source.version, "dataset_sha": files_sha(source.files),
+            "label_space_fingerprint": space.fingerprint, "text_encoder": encoder_id, **extra}
+
+
+def direct(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
+    work, state, cfg, source, space, encoder_id, path = transfer_inputs(spec, run_dir, with_train=False)
+    from scaledet.detector import build_detector
+
+    model = build_detector(cfg.model, LabelSpace.from_state(state["label_space"]), load_weights=False)
+    ckpt.load_model_weights(model, state)
+    device = resolve_device(work.get("device"))
+    found = score(model, source, space, device)
+    log.info("direct %s on %s: AP %.4f", spec.method, spec.dataset, found["AP"])
+    return _transfer_output(spec, work, cfg, source, space, encoder_id, found, path)
+
+
+def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
+    if registry.get_suite(spec.suite).label_spaces_only:
+        raise ConfigError(f"suite '{spec.suite}' holds upstream datasets: they are pretrained on, not fine-tuned to")
+    work, state, cfg, source, space, encoder_id, path = transfer_inputs(spec, run_dir, with_train=True)
+    train_set, image_ids = source.train, []
+    if spec.mode == "fewshot":
+        image_ids = sample_shots(train_set, int(spec.shots or 0), spec.seed)
+        train_set = subset(train_set, image_ids)
+        log.info("fewshot %d-shot, seed %d: %d training images", spec.shots, spec.seed, len(image_ids))
+    if "train.max_steps" not in dict(spec.overrides):
+        cfg = default_schedule(cfg, len(train_set))
+    device = resolve_device(work.get("device"))
+    best = select_on_valid(cfg, spec, train_set, space, state, run_dir, device)
+    if _rank() != 0:
+        return {"metrics": {}}
+    from scaledet.detector import build_detector
+
+    model = build_detector(cfg.model, space, load_weights=False)
+    ckpt.load_model_weights(model, {"model": best["state"], "label_space": space.to_state()})
+    found = score(model, source, space, device)
+    log.info("%s %s on %s: best step %d (valid AP %.4f), AP %.4f", spec.mode, spec.method, spec.dataset,
+             best["step"], best["valid_ap"], found["AP"])
+    return _transfer_output(spec, work, cfg, source, space, encoder_id, found, path, image_ids=image_ids,
+                            metrics={"best_step": float(best["step"]), "valid_AP_best": best["valid_ap"]})
+
+
+def default_schedule(cfg: Config, train_images: int) -> Config:
+    """GLIP-style full fine-tune: :data:`FINETUNE_EPOCHS` epochs, lr steps at 8/12 and 11/12, a check per epoch."""
+    per_epoch = max(1, math.ceil(train_images / cfg.data.batch_size))
+    total = FINETUNE_EPOCHS * per_epoch
+    return replace(cfg, train=replace(cfg.train, max_steps=total, warmup_steps=min(cfg.train.warmup_steps, per_epoch),
+                                      lr_steps=(8 * per_epoch, 11 * per_epoch), checkpoint_every=per_epoch))
+
+
+def select_on_valid(cfg: Config, spec: JobSpec, train_set: CocoDataset, space: LabelSpace,
+                    start: dict[str, Any], run_dir: Path, device) -> dict[str, Any]:
+    """Train in ``checkpoint_every`` chunks (each resumes exactly), score each on ``valid``, keep the best.
+
+    Progress (steps scored, the best state) is saved atomically as ``selection.pt`` beside the checkpoints, so
+    a requeued job neither repeats an evaluation nor loses the best state.
+    """
+    valid = registry.load_split(registry.get_dataset(spec.dataset, spec.suite), "valid")
+    out_dir, progress_path = run_dir / "checkpoints", run_dir / "selection.pt"
+    progress = (torch.load(progress_path, weights_only=True) if progress_path.is_file()
+                else {"scored": {}, "step": -1, "valid_ap": -1.0, "state": None})
+    every = max(1, cfg.train.checkpoint_every)
+    for stop in [*range(every, cfg.train.max_steps, every), cfg.train.max_steps]:
+        if stop in progress["scored"]:
+            continue
+        chunk = replace(cfg, train=replace(cfg.train, max_steps=stop))
+        result = train(chunk, [train_set], space, out_dir, device=device, init_state=start["model"])
+        if _rank() != 0:
+            continue
+        valid_ap = float(evaluate(result.model, valid, space, device)["AP"])
+        progress["scored"][stop] = valid_ap
+        if progress["state"] is None or valid_ap > progress["valid_ap"]:
+            progress.update(step=stop, valid_ap=valid_ap, state=copy.deepcopy(result.model.state_dict()))
+        log.info("step %d: valid AP %.4f (best %.4f at step %d)", stop, valid_ap, progress["valid_ap"],
+                 progress["step"])
+        atomic_torch_save(progress, progress_path)
+    return progress
+
+
+for _mode, _fn in (("pretrain", pretrain), ("direct", direct), ("finetune", finetune), ("fewshot", finetune)):
+    register_work("scaledet", _mode, _fn)
