@@ -17,10 +17,13 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.job import JobSpec, plan
-from harness.run.launch import Resources, _update_manifest, submit
+from harness.job import JobSpec
+from harness.plan.grid import plan
+from harness.plan.resources import Resources
+from harness.run.launch import _update_manifest, submit
 from harness.run.results import ResultRecord, load_frame, write_record
 from harness.run.sweepstate import sweep_cells
+from harness.workloads.toy import TOY
 
 GOAL_S = 5.0
 DATASETS = [f"Dataset{i:02d}" for i in range(13)]
@@ -58,7 +61,7 @@ def main() -> None:
         def plan_and_submit() -> None:
             specs[:] = plan("odinw13", DATASETS, ["direct", "finetune"], ["scaledet"], [3, 30, 300])
             submit(specs, sweep="s", results_root=tmp_path / "r", runs_root=tmp_path / "runs",
-                   executor="debug", resources=Resources(), workload="toy")
+                   executor="debug", resources=Resources(), workload=TOY)
 
         rows.append(("plan + submit 13x2x3 (78 jobs, debug executor)", _timed(plan_and_submit)))
         _fake_results(tmp_path / "results", tmp_path / "runs", 1000)

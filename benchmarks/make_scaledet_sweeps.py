@@ -4,7 +4,7 @@ The sweep format (``harness.plan.sweepfile``) holds one grid with one set of ove
 training schedule of Table C is its own file; cells shared between tables (Table 8's L_hl+L_sl rows are
 Table 1's ScaleDet runs) have the same job id and run once. ``benchmarks/scaledet_table1.yaml`` holds the whole
 of Table 1 as one multi-document file (the seven Table 1 files, ``---`` separated). Each file's header states
-its GPU budget, computed by ``harness.plan.budget`` (as ``harness sweep FILE --dry-run`` does):
+its GPU budget, computed by ``harness.workloads.scaledet.budget`` (as ``harness sweep FILE --dry-run`` does):
 
     GPU-hours = train.max_steps x data.batch_size / (images per second per GPU) / 3600
 
@@ -16,7 +16,7 @@ Detic's model zoo (docs/MODEL_ZOO.md, 8 x V100, the CenterNet2 recipe ScaleDet b
 - Swin-B at 896: ``BoxSup-C2_L_CLIP_SwinB_896b32_4x`` = 180,000 x 32 images in 43 h -> 4.65 images/s/GPU;
 - Swin-T at 896: no published figure; Swin-B's rate is used (an upper bound on time).
 
-Replace them with a measured rate of our detector when one exists (``harness.plan.budget.RATES``) and re-run:
+Replace them with a measured rate of our detector when one exists (``harness.workloads.scaledet.budget.RATES``) and re-run:
 ``python benchmarks/make_scaledet_sweeps.py``. ``tests/test_upstream_sweeps.py`` checks the files are
 this script's output and load with ``harness.plan.sweepfile.load_sweep_file(s)``.
 """
@@ -28,9 +28,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.plan import budget
-from harness.plan.budget import FINETUNE_EPOCHS, RATES
 from harness.job import JobSpec
+from harness.workloads.scaledet import budget
+from harness.workloads.scaledet.budget import RATES
+from harness.workloads.schedule import FINETUNE_EPOCHS
 
 log = logging.getLogger("make_scaledet_sweeps")
 OUT = Path(__file__).parent / "scaledet_sweeps"
@@ -189,7 +190,7 @@ def table1_file() -> str:
         "# The paper's Table 1, whole: baselines on L, C, O365, OID and ScaleDet on L+C, L+C+O365, L+C+O365+OID",
         "# (R50, Table C schedules), one YAML document per schedule: benchmarks/scaledet_sweeps/table1_*.yaml joined.",
         "# Written by benchmarks/make_scaledet_sweeps.py; edit that script, not this file.",
-        f"# GPU budget: {hours:,.1f} GPU-hours in all (each document's header gives its own; rates: harness/plan/budget.py)",
+        f"# GPU budget: {hours:,.1f} GPU-hours in all (each document's header gives its own; rates: harness/workloads/scaledet/budget.py)",
         "#   harness sweep benchmarks/scaledet_table1.yaml --dry-run   # the grid and GPU-hour estimate; runs nothing",
         "#   harness sweep benchmarks/scaledet_table1.yaml             # runs the seven sweeps in this order",
     ]

@@ -1,10 +1,13 @@
-"""Job specs and sweep planning.
+"""Job specs: one cell of the results grid each.
 
 A :class:`JobSpec` is one cell of the results grid. Its ``job_id`` is the first 12 hex digits of the
 SHA-256 of its canonical JSON (sorted keys, no spaces), so the same cell always has the same id, on any
 machine, and a re-run finds its result file.
 
-Expansion rules of :func:`plan`:
+Methods are checked against the workload's :class:`~harness.workloads.base.Method` records when a sweep is
+planned (``harness.plan.grid.plan``), not here: a spec is plain data.
+
+Expansion rules of ``harness.plan.grid.plan``:
 
 - ``direct`` / ``finetune``: one job per dataset × method × seed (``shots`` is ``None``).
 - ``fewshot``: one job per dataset × method × seed × shots (k shots per class).
@@ -17,17 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from scaledet.names import check_name
 from scaledet.errors import ConfigError
+from scaledet.names import check_name
 
 MODES: tuple[str, ...] = ("direct", "finetune", "fewshot", "pretrain")
-# scaledet: hard + soft label loss over concatenated label spaces; scaledet-hard: ablation without L_sl;
-# baseline: single-dataset detector, hard loss only (paper's baseline).
-METHODS: tuple[str, ...] = ("scaledet", "scaledet-hard", "baseline")
 SPLIT_POLICIES: tuple[str, ...] = ("glip", "test", "valid")
 DEFAULT_SHOTS: tuple[int, ...] = (1, 3, 5, 10)
 OverrideValue = str | int | float | bool | None
@@ -48,7 +48,6 @@ class JobSpec:
 
     def __post_init__(self) -> None:
         check_name("mode", self.mode, MODES)
-        check_name("method", self.method, METHODS)
         check_name("split policy", self.split_policy, SPLIT_POLICIES)
         if (self.mode == "fewshot") != (self.shots is not None):
             raise ConfigError(f"shots must be set for mode 'fewshot' only (mode={self.mode!r}, shots={self.shots})")
@@ -95,34 +94,3 @@ def normalise_overrides(
         if not isinstance(key, str) or not isinstance(value, OverrideValue):
             raise ConfigError(f"override {key!r}={value!r}: keys are strings, values str/int/float/bool/None")
     return tuple(sorted(pairs))
-
-
-def plan(
-    suite: str,
-    datasets: Sequence[str],
-    modes: Sequence[str],
-    methods: Sequence[str],
-    seeds: Sequence[int],
-    *,
-    shots: Sequence[int] = DEFAULT_SHOTS,
-    split_policy: str = "glip",
-    overrides: Mapping[str, OverrideValue] | Iterable[tuple[str, OverrideValue]] = (),
-) -> list[JobSpec]:
-    """Expand suite × modes × methods × seeds (× shots) into job specs, in a stable order, no duplicates."""
-    for mode in modes:
-        check_name("mode", mode, MODES)
-    for method in methods:
-        check_name("method", method, METHODS)
-    if not datasets:
-        raise ConfigError(f"suite {suite!r}: no datasets to plan for")
-    pairs = normalise_overrides(overrides)
-    specs: list[JobSpec] = []
-    for mode in modes:
-        targets = ["+".join(sorted(datasets))] if mode == "pretrain" else list(datasets)
-        shot_values: Sequence[int | None] = shots if mode == "fewshot" else (None,)
-        for dataset in targets:
-            for method in methods:
-                for seed in seeds:
-                    for k in shot_values:
-                        specs.append(JobSpec(suite, dataset, mode, method, int(seed), k, split_policy, pairs))
-    return list(dict.fromkeys(specs))

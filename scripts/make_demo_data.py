@@ -19,8 +19,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from harness.catalog.datasets import DEMO_UPSTREAM, DEMO_DOWNSTREAM, get_dataset
 from harness.acquire.importers import import_dataset
+from harness.catalog.datasets import DEMO_DOWNSTREAM, DEMO_UPSTREAM, get_dataset
 
 SHORT_SIDE = 320
 QUALITY = 80

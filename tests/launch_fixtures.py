@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.job import JobSpec, plan
+from harness.job import JobSpec
+from harness.plan.grid import plan
 from harness.run.results import iter_records
 
 

@@ -22,10 +22,10 @@ from download_fixtures import (
     zip_folder,
 )
 
-from harness.cli import main
-from harness.catalog.datasets import DATASETS, load_split
 from harness.acquire.download import GlipMirror, download, select
 from harness.acquire.lock import DownloadLock, lock_path
+from harness.catalog.datasets import DATASETS, load_split
+from harness.cli import main
 from scaledet.errors import DataError
 
 pytestmark = pytest.mark.network

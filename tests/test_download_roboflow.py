@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 from download_fixtures import RoboflowServer, roboflow_export_tree, zip_folder
 
-from harness.cli import main
-from harness.catalog.datasets import DATASETS, load_split
 from harness.acquire.download import download, select
 from harness.acquire.lock import DownloadLock, lock_path
 from harness.acquire.roboflow import (
@@ -26,6 +24,8 @@ from harness.acquire.roboflow import (
     resolve_coordinates,
     scrub,
 )
+from harness.catalog.datasets import DATASETS, load_split
+from harness.cli import main
 from scaledet.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.network

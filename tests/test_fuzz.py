@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from harness.catalog.datasets import get_dataset
 from harness.acquire.importers import import_dataset
+from harness.catalog.datasets import get_dataset
 from scaledet.data import DetectionDataset, load_coco
 from scaledet.errors import ScaleDetError
 from scaledet.evaluation import coco_eval

@@ -20,10 +20,10 @@ from download_fixtures import (
     LocalServer,
 )
 
-from harness.cli import main
-from harness.catalog.datasets import DATASETS
 from harness.acquire.download import GlipMirror, download, select
 from harness.acquire.lock import DownloadLock, lock_path
+from harness.catalog.datasets import DATASETS
+from harness.cli import main
 from scaledet.errors import DataError
 
 pytestmark = pytest.mark.network

@@ -13,9 +13,9 @@ import torch
 from PIL import Image, ImageDraw
 from test_import_formats import PACKAGES, THREE_SPLITS, yolo_export
 
-from harness.catalog.datasets import load_split
 from harness.acquire.importers import import_dataset
 from harness.acquire.importers.writer import image_size
+from harness.catalog.datasets import load_split
 from scaledet import data as scaledet_data
 from scaledet.data import DetectionDataset, load_coco, load_image, read_image
 from scaledet.errors import DataError

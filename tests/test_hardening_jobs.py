@@ -17,7 +17,7 @@ import torch
 from launch_fixtures import toy_sweep
 
 from harness.job import JobSpec
-from harness.run.launch import register_work, submit
+from harness.run.launch import submit
 from harness.run.results import (
     ResultRecord,
     cells_to_run,
@@ -27,6 +27,9 @@ from harness.run.results import (
     result_path,
     write_record,
 )
+from harness.workloads.base import Workload
+from harness.workloads.methods import METHODS
+from harness.workloads.toy import TOY
 from scaledet import checkpoints
 from scaledet.errors import CheckpointError
 
@@ -127,10 +130,10 @@ def _out_of_memory(spec: JobSpec, run_dir: Path) -> dict:
 
 
 def test_out_of_memory_in_a_job_becomes_a_failure_record(tmp_path):
-    register_work("hardening-oom", "direct", _out_of_memory)
+    oom = Workload("hardening-oom", work={"direct": _out_of_memory}, methods=METHODS)
     spec = toy_sweep()[0]
     states = submit([spec], sweep="s", results_root=tmp_path / "results", runs_root=tmp_path / "runs",
-                    workload="hardening-oom").wait()
+                    workload=oom).wait()
     assert states == {spec.job_id: "failed"}
     record = read_record(result_path(tmp_path / "results", "s", spec.job_id))
     assert record.status == "failed" and record.metrics == {}
@@ -157,7 +160,7 @@ def test_a_worker_killed_by_a_signal_gets_a_failure_record(tmp_path):
     """``local`` executor: the job's worker process is SIGKILLed mid-training (as the out-of-memory killer
     does), so its runner cannot write anything; ``Submission.wait`` sees submitit's failure and records it."""
     spec = JobSpec("demo", "Packages", "direct", "scaledet", 3, overrides={"toy.steps": 3000, "toy.step_sleep": 0.02})
-    submission = submit([spec], sweep="s", results_root=tmp_path / "results", runs_root=tmp_path / "runs",
+    submission = submit([spec], workload=TOY, sweep="s", results_root=tmp_path / "results", runs_root=tmp_path / "runs",
                         executor="local")
     job = submission.jobs[spec.job_id]
     log_file = tmp_path / "runs" / spec.job_id / "job.log"
@@ -182,7 +185,7 @@ def test_rerun_after_a_crash_fills_only_the_missing_cells(tmp_path):
     specs = toy_sweep(steps=2)
     bad = JobSpec(**{**specs[0].__dict__, "seed": 7, "overrides": (("toy.fail", True), ("toy.steps", 2))})
     roots = {"results_root": tmp_path / "results", "runs_root": tmp_path / "runs"}
-    submit([*specs, bad], sweep="s", executor="debug", **roots).wait()
+    submit([*specs, bad], workload=TOY, sweep="s", executor="debug", **roots).wait()
     # the crash: two cells lost their results (the sweep stopped before they were written), one
     # half-written temp file is left in the sweep folder
     lost = [specs[1], specs[3]]
@@ -191,14 +194,14 @@ def test_rerun_after_a_crash_fills_only_the_missing_cells(tmp_path):
     (tmp_path / "results" / "s" / f".{specs[1].job_id}.json.x1y2z3.tmp").write_text('{"sweep": "s", "jo')
     done_before = {s.job_id: read_record(result_path(tmp_path / "results", "s", s.job_id)).finished_at
                    for s in specs if s not in lost}
-    again = submit([*specs, bad], sweep="s", executor="debug", **roots)
+    again = submit([*specs, bad], workload=TOY, sweep="s", executor="debug", **roots)
     assert sorted(again.jobs) == sorted(s.job_id for s in lost)
     assert sorted(again.skipped) == sorted([bad.job_id] + list(done_before))
     assert set(again.wait().values()) == {"done"}
     for job_id, finished in done_before.items():  # the done cells were not touched
         assert read_record(result_path(tmp_path / "results", "s", job_id)).finished_at == finished
-    assert submit([*specs, bad], sweep="s", executor="debug", **roots).jobs == {}
-    retry = submit([*specs, bad], sweep="s", executor="debug", retry_failed=True, **roots)
+    assert submit([*specs, bad], workload=TOY, sweep="s", executor="debug", **roots).jobs == {}
+    retry = submit([*specs, bad], workload=TOY, sweep="s", executor="debug", retry_failed=True, **roots)
     assert list(retry.jobs) == [bad.job_id]
 
 

@@ -63,7 +63,7 @@ def test_resume_with_another_backbone_names_the_file_and_both_backbones(run_copy
 
 
 def test_finetune_from_another_backbone_or_embedding_size_names_the_file(trained, tmp_path):
-    """``train(init_state=...)`` is how fine-tuning starts from a pretrained checkpoint (harness.workloads.scaledet)."""
+    """``train(init_state=...)`` is how fine-tuning starts from a pretrained checkpoint (harness.workloads.scaledet.work)."""
     data, space = packages(tmp_path)
     start = checkpoints.load_checkpoint(trained / "last.pt")
     with pytest.raises(CheckpointError) as caught:

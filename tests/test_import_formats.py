@@ -9,8 +9,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from harness.catalog.datasets import ANNOTATION_FILE, get_dataset, load_split
 from harness.acquire.importers import RECORD_FILE, detect_format, import_dataset
+from harness.catalog.datasets import ANNOTATION_FILE, get_dataset, load_split
 from scaledet.errors import ConfigError, DataError
 
 PACKAGES = get_dataset("Packages")  # one class: package

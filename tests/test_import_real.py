@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.catalog.datasets import get_dataset, load_split
 from harness.acquire.importers import RECORD_FILE, ImportSummary, import_dataset
+from harness.catalog.datasets import get_dataset, load_split
 
 ODINW = Path(__file__).resolve().parents[2] / "shared" / "data" / "odinw"  # the shared real exports
 if not ODINW.is_dir():

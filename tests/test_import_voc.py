@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from harness.catalog.datasets import get_dataset, load_split
 from harness.acquire.importers import RECORD_FILE, detect_format, import_dataset
+from harness.catalog.datasets import get_dataset, load_split
 from scaledet.errors import DataError
 
 RACCOON = get_dataset("Raccoon")  # one class; registry counts 150 / 29 / 17

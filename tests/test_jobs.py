@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.job import JobSpec, plan
+from harness.job import JobSpec
+from harness.plan.grid import plan
 from scaledet.errors import ConfigError
 
 

@@ -10,16 +10,20 @@ from launch_fixtures import measured_records, toy_sweep
 
 from harness.cli import main
 from harness.job import JobSpec
-from harness.run.launch import Resources, get_work, manifest_path, register_work, submit
+from harness.plan.resources import Resources
+from harness.run.launch import manifest_path, submit
 from harness.run.results import read_record, result_path
-from harness.workloads.toy import train_toy
+from harness.workloads import get_workload
+from harness.workloads.base import Workload
+from harness.workloads.methods import METHODS
+from harness.workloads.toy import TOY, train_toy
 from scaledet.errors import ConfigError
 
 
 def test_debug_and_local_executors_give_the_same_results(tmp_path):
     specs = toy_sweep()
     for executor in ("debug", "local"):
-        submission = submit(specs, sweep="s", results_root=tmp_path / executor / "results",
+        submission = submit(specs, workload=TOY, sweep="s", results_root=tmp_path / executor / "results",
                             runs_root=tmp_path / executor / "runs", executor=executor)
         assert set(submission.wait().values()) == {"done"}
     debug, local = (measured_records(tmp_path / e / "results", "s") for e in ("debug", "local"))
@@ -37,14 +41,14 @@ def test_failure_record_and_retry_failed_reruns_only_it(tmp_path):
     specs = toy_sweep(steps=2)
     bad = JobSpec(**{**specs[0].__dict__, "seed": 7, "overrides": (("toy.fail", True), ("toy.steps", 2))})
     roots = {"results_root": tmp_path / "results", "runs_root": tmp_path / "runs"}
-    states = submit([*specs, bad], sweep="s", executor="debug", **roots).wait()
+    states = submit([*specs, bad], workload=TOY, sweep="s", executor="debug", **roots).wait()
     assert states[bad.job_id] == "failed" and sum(s == "done" for s in states.values()) == len(specs)
     record = read_record(result_path(tmp_path / "results", "s", bad.job_id))
     assert record.status == "failed" and record.metrics == {}
     assert record.error.startswith("ToyFailure: toy job") and "raise ToyFailure" in record.traceback
     assert record.log_path.endswith(f"{bad.job_id}/job.log")
-    assert submit([*specs, bad], sweep="s", executor="debug", **roots).jobs == {}  # nothing missing
-    again = submit([*specs, bad], sweep="s", executor="debug", retry_failed=True, **roots)
+    assert submit([*specs, bad], workload=TOY, sweep="s", executor="debug", **roots).jobs == {}  # nothing missing
+    again = submit([*specs, bad], workload=TOY, sweep="s", executor="debug", retry_failed=True, **roots)
     assert list(again.jobs) == [bad.job_id]
 
 
@@ -65,18 +69,23 @@ def test_resources_and_registry_reject_misspellings():
     with pytest.raises(ConfigError, match=r"unknown resource 'gpus_per_nod' \(did you mean 'gpus_per_node'\?\)"):
         Resources.from_dict({"gpus_per_nod": 8})
     with pytest.raises(ConfigError, match=r"unknown workload 'scaledett' \(did you mean 'scaledet'\?\).*valid: .*toy"):
-        get_work("scaledett", "finetune")
-    assert get_work("scaledet", "fewshot").__name__ == "finetune"  # the detector's work functions are registered
-    register_work("unit-test", "direct", lambda spec, run_dir: {"metrics": {}, "bogus": 1})
+        get_workload("scaledett")
+    assert get_workload("scaledet").work_for("fewshot").__name__ == "finetune"  # the detector's work functions
     with pytest.raises(ConfigError, match="unknown mode of workload 'unit-test' 'finetune'"):
-        get_work("unit-test", "finetune")
+        _bogus_output_workload().work_for("finetune")
+    with pytest.raises(ConfigError, match="unknown method of workload 'toy' 'scaledt'"):
+        get_workload("toy").method("scaledt")
+
+
+def _bogus_output_workload() -> Workload:
+    return Workload("unit-test", work={"direct": lambda spec, run_dir: {"metrics": {}, "bogus": 1}},
+                    methods=METHODS)
 
 
 def test_work_output_is_checked(tmp_path):
-    register_work("unit-test", "direct", lambda spec, run_dir: {"metrics": {}, "bogus": 1})
     spec = toy_sweep()[0]
     states = submit([spec], sweep="s", results_root=tmp_path / "r", runs_root=tmp_path / "runs",
-                    workload="unit-test").wait()
+                    workload=_bogus_output_workload()).wait()
     assert states == {spec.job_id: "failed"}
     record = read_record(result_path(tmp_path / "r", "s", spec.job_id))
     assert "unknown work output key 'bogus'" in record.error

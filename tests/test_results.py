@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.run import results
-from scaledet import files as atomic
-from harness.job import JobSpec, plan
-from harness.run.results import ResultRecord, cells_to_run, load_frame, read_record, write_record
+from harness.job import JobSpec
+from harness.plan.grid import plan
 from harness.plan.sweepfile import load_sweep_file
+from harness.run import results
+from harness.run.results import ResultRecord, cells_to_run, load_frame, read_record, write_record
+from scaledet import files as atomic
 from scaledet.errors import ConfigError
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
 from harness.catalog.datasets import get_dataset
+from harness.cli import main
 from harness.run.results import iter_records
 
 TINY = ["--set", "train.max_steps=2", "--set", "train.checkpoint_every=1", "--set", "train.warmup_steps=1"]

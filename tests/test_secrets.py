@@ -17,8 +17,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 from download_fixtures import LocalServer, RoboflowServer, roboflow_export_tree, zip_folder
 
-from harness.cli import main
 from harness.catalog.datasets import DATASETS
+from harness.cli import main
 
 pytestmark = pytest.mark.network
 

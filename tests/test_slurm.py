@@ -14,8 +14,10 @@ from slurm_fixtures import sacct_field, slurm_cluster  # noqa: F401  (fixture)
 
 from harness.cli import main
 from harness.job import JobSpec
-from harness.run.launch import Resources, submit
+from harness.plan.resources import Resources
+from harness.run.launch import submit
 from harness.run.results import iter_records, read_record, result_path
+from harness.workloads.toy import TOY
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 RES = Resources(time=10, cpus_per_task=1)
@@ -28,7 +30,7 @@ def _roots(tmp_path: Path, name: str) -> dict[str, Path]:
 def test_sweep_runs_as_job_array_and_status_shows_done(tmp_path, capsys):
     specs = toy_sweep(steps=3)
     roots = _roots(tmp_path, "slurm")
-    submission = submit(specs, sweep="acc", executor="slurm", resources=RES, **roots)
+    submission = submit(specs, workload=TOY, sweep="acc", executor="slurm", resources=RES, **roots)
     cluster_ids = [job.job_id for job in submission.jobs.values()]
     array = {cid.split("_")[0] for cid in cluster_ids}
     assert len(array) == 1 and sorted(cid.split("_")[1] for cid in cluster_ids) == [str(i) for i in range(8)]
@@ -39,7 +41,7 @@ def test_sweep_runs_as_job_array_and_status_shows_done(tmp_path, capsys):
     assert out.count("COMPLETED") == 8  # accurate states from sacct (accounting on)
     # same results as the in-process executor, bar provenance
     debug = _roots(tmp_path, "debug")
-    submit(specs, sweep="acc", executor="debug", **debug).wait()
+    submit(specs, workload=TOY, sweep="acc", executor="debug", **debug).wait()
     assert measured_records(roots["results_root"], "acc") == measured_records(debug["results_root"], "acc")
 
 
@@ -74,7 +76,7 @@ def test_preempted_job_is_requeued_and_resumes_to_the_same_metrics(tmp_path):
                    overrides={"toy.steps": 25, "toy.step_sleep": 0.3})
     roots = _roots(tmp_path, "slurm")
     # 60 min asked: submitit calls a signal before 48 min a preemption (a timeout when later)
-    submission = submit([spec], sweep="pre", executor="slurm", resources=Resources(time=60), **roots)
+    submission = submit([spec], workload=TOY, sweep="pre", executor="slurm", resources=Resources(time=60), **roots)
     job = submission.jobs[spec.job_id]
     run_dir = roots["runs_root"] / spec.job_id
     _wait_for_step(run_dir / "checkpoint.pt", 3)
@@ -91,7 +93,7 @@ def test_preempted_job_is_requeued_and_resumes_to_the_same_metrics(tmp_path):
     assert "REQUEUED" in states and states[-1] == "COMPLETED"  # -D: every run of the job, requeues included
     record = read_record(result_path(roots["results_root"], "pre", spec.job_id))
     debug = _roots(tmp_path, "debug")
-    submit([spec], sweep="pre", executor="debug", **debug).wait()
+    submit([spec], workload=TOY, sweep="pre", executor="debug", **debug).wait()
     reference = read_record(result_path(debug["results_root"], "pre", spec.job_id))
     assert record.metrics == reference.metrics and record.measured() == reference.measured()
 
@@ -100,11 +102,11 @@ def test_failing_job_writes_a_record_and_retry_reruns_only_it(tmp_path):
     specs = toy_sweep(steps=2)[:2]
     bad = JobSpec("demo", "Packages", "direct", "scaledet", 99, overrides={"toy.fail": True})
     roots = _roots(tmp_path, "slurm")
-    states = submit([*specs, bad], sweep="f", executor="slurm", resources=RES, **roots).wait()
+    states = submit([*specs, bad], workload=TOY, sweep="f", executor="slurm", resources=RES, **roots).wait()
     assert states == {specs[0].job_id: "done", specs[1].job_id: "done", bad.job_id: "failed"}
     record = read_record(result_path(roots["results_root"], "f", bad.job_id))
     assert record.status == "failed" and "ToyFailure" in record.error and record.slurm_job_id
-    rerun = submit([*specs, bad], sweep="f", executor="slurm", resources=RES, retry_failed=True, **roots)
+    rerun = submit([*specs, bad], workload=TOY, sweep="f", executor="slurm", resources=RES, retry_failed=True, **roots)
     assert list(rerun.jobs) == [bad.job_id]
     assert rerun.wait() == {bad.job_id: "failed"}
 
@@ -113,14 +115,14 @@ def test_two_ddp_ranks_train_in_lockstep(tmp_path):
     spec = JobSpec("demo", "Packages", "pretrain", "scaledet", 3, overrides={"toy.steps": 6})
     roots = _roots(tmp_path, "slurm")
     resources = Resources(time=10, cpus_per_task=1, ntasks_per_node=2)
-    states = submit([spec], sweep="ddp", executor="slurm", resources=resources, **roots).wait()
+    states = submit([spec], workload=TOY, sweep="ddp", executor="slurm", resources=resources, **roots).wait()
     assert states == {spec.job_id: "done"}
     run_dir = roots["runs_root"] / spec.job_id
     ranks = [json.loads((run_dir / f"params.rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["digest"] == ranks[1]["digest"]
     # both ranks' batches counted: the averaged-gradient model differs from a single-process run
     single = _roots(tmp_path, "single")
-    submit([spec], sweep="ddp", executor="debug", **single).wait()
+    submit([spec], workload=TOY, sweep="ddp", executor="debug", **single).wait()
     alone = json.loads((single["runs_root"] / spec.job_id / "params.rank0.json").read_text())
     assert alone["world"] == 1 and alone["digest"] != ranks[0]["digest"]
     assert read_record(result_path(roots["results_root"], "ddp", spec.job_id)).config["world_size"] == 2

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.workloads.fewshot import sample_shots, subset
 from harness.job import JobSpec
-from harness.workloads.scaledet import default_schedule, settings, starting_checkpoint, upstream_order
 from harness.plan.stages import staged_plan
 from harness.plan.suite_settings import suite_overrides
+from harness.workloads.fewshot import sample_shots, subset
+from harness.workloads.scaledet import SCALEDET
+from harness.workloads.scaledet.work import settings, starting_checkpoint, upstream_order
+from harness.workloads.schedule import Schedule
 from scaledet.config import preset
 from scaledet.data import CocoDataset
 from scaledet.errors import CheckpointError, ConfigError, WeightsUnavailableError
@@ -19,7 +21,7 @@ PLAN = {"shots": (1,), "split_policy": "glip", "overrides": ()}
 
 
 def _plan(modes, methods=("scaledet",), upstream=(), overrides=(), seeds=(3, 30)):
-    return staged_plan("demo", ["NorthAmericaMushrooms", "Raccoon"], modes, methods, seeds,
+    return staged_plan(SCALEDET, "demo", ["NorthAmericaMushrooms", "Raccoon"], modes, methods, seeds,
                        **{**PLAN, "overrides": overrides}, upstream=upstream)
 
 
@@ -63,9 +65,9 @@ def test_a_given_checkpoint_means_one_stage_and_no_pretraining():
 
 def test_suites_without_upstream_need_a_checkpoint_and_names_are_checked():
     with pytest.raises(ConfigError, match="no upstream datasets of its own: transfer jobs need --checkpoint"):
-        staged_plan("odinw13", ["Raccoon"], ["direct"], ["scaledet"], [3], **PLAN)
+        staged_plan(SCALEDET, "odinw13", ["Raccoon"], ["direct"], ["scaledet"], [3], **PLAN)
     with pytest.raises(ConfigError, match=r"unknown dataset of suite 'demo' 'Mushrooms'"):
-        staged_plan("demo", ["Mushrooms"], ["direct"], ["scaledet"], [3], **PLAN)
+        staged_plan(SCALEDET, "demo", ["Mushrooms"], ["direct"], ["scaledet"], [3], **PLAN)
 
 
 def test_settings_split_config_keys_from_work_settings_and_reject_typos():
@@ -101,8 +103,17 @@ def test_upstream_order_follows_the_suite_not_the_alphabet():
 
 
 def test_default_finetune_schedule_is_twelve_epochs():
-    cfg = default_schedule(preset("scaledet"), train_images=20)  # batch 8 -> 3 steps an epoch
+    cfg = Schedule().apply(preset("scaledet"), train_images=20)  # batch 8 -> 3 steps an epoch
     assert (cfg.train.max_steps, cfg.train.lr_steps, cfg.train.checkpoint_every) == (36, (24, 33), 3)
+
+
+def test_explicit_steps_win_over_the_epoch_schedule_everywhere():
+    spec = JobSpec("demo", "Raccoon", "finetune", "scaledet", 3, overrides={"train.max_steps": 40})
+    schedule = Schedule.of(spec)
+    assert schedule == Schedule(steps=40)
+    assert schedule.apply(preset("scaledet"), train_images=20) == preset("scaledet")  # the overrides set the steps
+    assert schedule.images_seen(train_images=20, batch=4) == 160
+    assert Schedule.of(JobSpec("demo", "Raccoon", "finetune", "scaledet", 3)).images_seen(20, 4) == 12 * 20
 
 
 def _toy_dataset() -> CocoDataset:
@@ -139,7 +150,7 @@ def test_fine_tuning_defaults_to_the_hard_label_loss_in_every_suite():
             assert suite_overrides(suite, mode)["model.soft_weight"] == 0.0
         assert "model.soft_weight" not in suite_overrides(suite, "direct")
         assert "model.soft_weight" not in suite_overrides(suite, "pretrain")
-    (only,) = staged_plan("odinw13", ["Raccoon"], ["finetune"], ["scaledet"], [3], shots=(), split_policy="glip",
+    (only,) = staged_plan(SCALEDET, "odinw13", ["Raccoon"], ["finetune"], ["scaledet"], [3], shots=(), split_policy="glip",
                           overrides=(("checkpoint", "c.pt"), ("model.soft_weight", 10.0)))
     assert dict(only[0].overrides)["model.soft_weight"] == 10.0  # the user's choice wins
 

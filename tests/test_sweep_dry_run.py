@@ -1,4 +1,4 @@
-"""`harness sweep FILE... --dry-run`, multi-document sweep files, and harness.plan.budget's estimates."""
+"""`harness sweep FILE... --dry-run`, multi-document sweep files, and harness.workloads.scaledet.budget's estimates."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.plan import budget
 from harness.cli import main
 from harness.job import JobSpec
 from harness.plan.sweepfile import load_sweep_file, load_sweep_files
+from harness.workloads.scaledet import budget
 from scaledet.errors import ConfigError
 
 TABLE1 = Path(__file__).resolve().parents[1] / "benchmarks" / "scaledet_table1.yaml"

@@ -25,11 +25,17 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from harness.acquire.archives import extract
-from harness.catalog.datasets import DatasetSpec, data_root, get_dataset, load_split, require_suite_of_datasets
-from harness.acquire.lock import DownloadLock
 from harness.acquire.fetch import Fetched, fetch, redact_url, sha256_file
-from scaledet.names import check_name
+from harness.acquire.lock import DownloadLock
+from harness.catalog.datasets import (
+    DatasetSpec,
+    data_root,
+    get_dataset,
+    load_split,
+    require_suite_of_datasets,
+)
 from scaledet.errors import DataError
+from scaledet.names import check_name
 
 log = logging.getLogger(__name__)
 

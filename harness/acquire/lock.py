@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scaledet.files import atomic_write_text
 from scaledet.errors import DataError
+from scaledet.files import atomic_write_text
 
 LOCK_NAME = "odinw.lock.json"
 LOCK_FORMAT = "scaledet-odinw-lock/1"

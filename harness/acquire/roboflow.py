@@ -27,10 +27,10 @@ from urllib.parse import quote, quote_plus
 import yaml
 
 from harness.acquire.archives import extract
-from harness.catalog.datasets import DATASETS, DatasetSpec
 from harness.acquire.fetch import Fetched, fetch
-from scaledet.names import check_name
+from harness.catalog.datasets import DATASETS, DatasetSpec
 from scaledet.errors import ConfigError, DataError
+from scaledet.names import check_name
 
 log = logging.getLogger(__name__)
 

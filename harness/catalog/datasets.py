@@ -26,10 +26,10 @@ from pathlib import Path
 
 import platformdirs
 
-from scaledet.names import check_name
 from harness.catalog.upstream_labels import UPSTREAM_ORDER, upstream_classes
 from scaledet.data import CocoDataset, load_coco
 from scaledet.errors import ConfigError, DataError
+from scaledet.names import check_name
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,10 @@ from functools import cache
 
 import torch
 
-from scaledet.names import check_name
 from harness.catalog.upstream import SPECS as UPSTREAM_SPECS
 from harness.catalog.upstream_labels import UPSTREAM_ORDER, read_label_file, upstream_classes
 from scaledet.errors import ConfigError
+from scaledet.names import check_name
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.catalog.datasets import DATA_ENV, data_root
-from scaledet.names import check_name
 from harness.catalog.upstream_labels import UPSTREAM_ORDER, unified_indices, upstream_classes
 from scaledet.data import CocoDataset, load_coco
 from scaledet.errors import DataError
+from scaledet.names import check_name
 
 log = logging.getLogger(__name__)
 

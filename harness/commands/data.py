@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.catalog.datasets import get_dataset
 from harness.acquire.importers import FORMATS, import_dataset
+from harness.catalog.datasets import get_dataset
 
 HELP = "import a local dataset export (COCO / YOLO / VOC) into the data root"
 

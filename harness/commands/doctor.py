@@ -22,9 +22,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from harness.acquire.lock import DownloadLock
 from harness.catalog import datasets as registry
 from harness.commands.ls import root_line, upstream_roots
-from harness.acquire.lock import DownloadLock
 from scaledet.errors import DataError, ScaleDetError
 
 HELP = "check the install, the data root and the weights"

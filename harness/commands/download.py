@@ -8,10 +8,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.catalog.datasets import DATA_ENV, data_root
 from harness.acquire.download import GLIP_URL, GLIP_URL_ENV, GlipMirror, Source, download, select
 from harness.acquire.lock import lock_path
 from harness.acquire.roboflow import API_KEY_ENV, RoboflowExport
+from harness.catalog.datasets import DATA_ENV, data_root
 from scaledet.errors import ConfigError
 
 HELP = "download ODinW datasets (GLIP mirror or Roboflow), resumable and checksummed"

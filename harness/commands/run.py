@@ -1,6 +1,6 @@
 """`harness run`: plan jobs for a suite and run them with the debug / local / slurm executor.
 
-Workload ``scaledet`` (the default) runs the detector (``harness.workloads.scaledet``); ``toy`` is a small stand-in
+Workload ``scaledet`` (the default) runs the detector (``harness.workloads.scaledet.work``); ``toy`` is a small stand-in
 for tests of the launch machinery. Transfer modes without ``--checkpoint`` first pretrain on the suite's
 upstream datasets (``harness.plan.stages``); each stage is one job array. With ``scaledet`` the report is rendered
 at the end (``--report-dir``, default ``reports/<suite>``).
@@ -9,17 +9,20 @@ at the end (``--report-dir``, default ``reports/<suite>``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 from pathlib import Path
 
 import yaml
 
-from harness.job import DEFAULT_SHOTS, METHODS, MODES, SPLIT_POLICIES, JobSpec
-from harness.run.launch import EXECUTORS, Resources, submit
-from scaledet.names import check_name
+from harness.catalog.datasets import get_suite
+from harness.job import DEFAULT_SHOTS, MODES, SPLIT_POLICIES
+from harness.plan.resources import EXECUTORS, Resources
 from harness.plan.sweepfile import SweepFile
+from harness.run.orchestrate import LaunchOptions, launch
+from harness.workloads import WORKLOADS, get_workload
+from harness.workloads.methods import METHOD_NAMES
 from scaledet.errors import ConfigError
+from scaledet.names import check_name
 
 HELP = "run direct / finetune / fewshot / pretrain jobs on a suite"
 log = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", type=_csv(str), help="comma-separated dataset names (default: the suite's)")
     parser.add_argument("--mode", type=_csv(str), default=("direct", "finetune"),
                         help=f"comma-separated, of {', '.join(MODES)} (default: direct,finetune)")
-    parser.add_argument("--method", type=_csv(str), default=("scaledet",), help=f"of {', '.join(METHODS)}")
+    parser.add_argument("--method", type=_csv(str), default=("scaledet",), help=f"of {', '.join(METHOD_NAMES)}")
     parser.add_argument("--seeds", type=_csv(int), default=(3,))
     parser.add_argument("--shots", type=_csv(int), default=DEFAULT_SHOTS)
     parser.add_argument("--split-policy", choices=SPLIT_POLICIES,
@@ -66,7 +69,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="checkpoint the transfer modes start from")
     parser.add_argument("--pretrained", help="named pretrained model the transfer modes start from")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override (repeatable)")
-    parser.add_argument("--workload", default="scaledet", help="registered work functions (toy for tests)")
+    parser.add_argument("--workload", default="scaledet", choices=sorted(WORKLOADS),
+                        help="scaledet (the detector) or toy (a small stand-in for tests)")
     parser.add_argument("--sweep", help="sweep id (default: derived from the plan)")
     add_launch_arguments(parser)
 
@@ -96,51 +100,25 @@ def resources_from_args(args: argparse.Namespace, base: Resources | None = None)
     return Resources.from_dict(merged)
 
 
-def default_sweep_id(suite: str, specs: list[JobSpec]) -> str:
-    digest = hashlib.sha256(",".join(sorted(s.job_id for s in specs)).encode()).hexdigest()[:8]
-    return f"{suite}-{digest}"
+def options_from_args(args: argparse.Namespace, sweep: SweepFile) -> LaunchOptions:
+    return LaunchOptions(results_root=args.results_root, runs_root=args.runs_root, executor=args.executor,
+                         resources=resources_from_args(args, sweep.resources), overwrite=args.overwrite,
+                         retry_failed=args.retry_failed, no_wait=args.no_wait)
 
 
-def launch(sweep: SweepFile, args: argparse.Namespace) -> int:
-    """Submit the sweep's missing cells stage by stage (waiting between stages), then report."""
-    stages = sweep.stages()
-    specs = [spec for stage in stages for spec in stage]
-    sweep_id = sweep.sweep or default_sweep_id(sweep.suite, specs)
-    executor = args.executor or sweep.executor
-    resources = resources_from_args(args, sweep.resources)
-    print(f"sweep {sweep_id}: {len(specs)} cells in {len(stages)} stage(s) "
-          f"({' then '.join(_stage_name(stage) for stage in stages)}), executor {executor}")
-    failed: list[str] = []
-    for number, stage in enumerate(stages, start=1):
-        submission = submit(stage, sweep=sweep_id, results_root=args.results_root, runs_root=args.runs_root,
-                            executor=executor, resources=resources, workload=sweep.workload,
-                            overwrite=args.overwrite, retry_failed=args.retry_failed)
-        print(f"stage {number}/{len(stages)} ({_stage_name(stage)}): {len(stage)} cells, "
-              f"{len(submission.jobs)} submitted, {len(submission.skipped)} already there")
-        if args.no_wait and executor != "debug":
-            if number < len(stages) and submission.jobs:
-                print(f"stage {number + 1} needs stage {number} first: run the same command again once it is done")
-            if submission.jobs:
-                return 0
-            continue
-        states = submission.wait()
-        failed += sorted(job for job, state in states.items() if state == "failed")
-        if failed and number < len(stages):
-            break
-    done = sum(1 for _ in specs) - len(failed)
-    print(f"sweep {sweep_id}: {done} done or already there, {len(failed)} failed"
-          + (f" ({', '.join(failed)}; see `harness status --sweep {sweep_id}`)" if failed else ""))
-    if sweep.workload == "scaledet" and not args.no_report:
+def launch_and_report(sweep: SweepFile, args: argparse.Namespace) -> int:
+    """Run the sweep (``harness.run.orchestrate``), then render its report when its workload has one."""
+    outcome = launch(sweep, options_from_args(args, sweep))
+    if outcome.pending:
+        return 0
+    if sweep.work.reports and not args.no_report:
         from harness.reporting import render_report
-        
+
         out = args.report_dir or Path("reports") / sweep.suite
-        path = render_report(args.results_root, sweep.suite, out, sweep_id, command=getattr(args, "command_line", None))
+        path = render_report(args.results_root, sweep.suite, out, outcome.sweep_id,
+                             command=getattr(args, "command_line", None))
         print(f"report: {path}")
-    return 1 if failed else 0
-
-
-def _stage_name(stage: list[JobSpec]) -> str:
-    return "+".join(dict.fromkeys(spec.mode for spec in stage)) or "nothing"
+    return 1 if outcome.failed else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,9 +127,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key):
             overrides[key] = getattr(args, key)
     datasets = args.datasets
-    if args.workload == "scaledet":
-        from harness.catalog.datasets import get_suite
-
+    if get_workload(args.workload).uses_registry:
         suite = get_suite(args.suite)
         for name in datasets or ():
             check_name(f"dataset of suite '{args.suite}'", name, suite.datasets + suite.upstream)
@@ -163,4 +139,4 @@ def run(args: argparse.Namespace) -> int:
                       seeds=args.seeds, shots=args.shots, split_policy=args.split_policy or "glip",
                       overrides=tuple(sorted(overrides.items())), executor=args.executor or "debug",
                       workload=args.workload, sweep=args.sweep)
-    return launch(sweep, args)
+    return launch_and_report(sweep, args)

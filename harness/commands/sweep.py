@@ -2,7 +2,7 @@
 
 A file may hold several sweeps (``---``-separated documents); they run in file order, files in the order given.
 Every file is read and checked before anything is submitted. ``--dry-run`` prints each sweep's stages and cells
-(with whether a result already exists under ``--results-root``) and a GPU-hour estimate (``harness.plan.budget``),
+(with whether a result already exists under ``--results-root``) and a GPU-hour estimate (``harness.workloads.scaledet.budget``),
 then stops: nothing is submitted and no file or folder is written.
 """
 
@@ -13,10 +13,11 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.plan import budget
-from harness.commands.run import add_launch_arguments, default_sweep_id, launch
-from harness.run.results import cell_states
+from harness.commands.run import add_launch_arguments, launch_and_report
 from harness.plan.sweepfile import SweepFile, load_sweep_files
+from harness.run.orchestrate import default_sweep_id
+from harness.run.results import cell_states
+from harness.workloads.scaledet import budget
 
 HELP = "run the sweeps described by YAML files (--dry-run: print the grid and GPU-hour estimate)"
 HEADERS = ["stage", "mode", "method", "dataset", "upstream", "seed", "shots", "job id", "result", "GPU-h", "estimate"]
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     for path, number, count, sweep in sweeps:
         if count > 1:
             print(f"{path}, document {number}/{count}:")
-        failed += launch(sweep, args) != 0
+        failed += launch_and_report(sweep, args) != 0
     return 1 if failed else 0
 
 
@@ -51,7 +52,7 @@ def dry_run(sweeps: list[tuple[Path, int, int, SweepFile]], args: argparse.Names
         stages = sweep.stages()
         specs = [spec for stage in stages for spec in stage]
         sweep_id = sweep.sweep or default_sweep_id(sweep.suite, specs)
-        estimates = budget.estimate_cells(specs, sweep.workload)
+        estimates = sweep.work.estimates(specs)
         states = cell_states(args.results_root, sweep_id, specs)
         where = f"{path}" + (f", document {number}/{count}" if count > 1 else "")
         print(f"{where}: sweep {sweep_id} (suite {sweep.suite}, workload {sweep.workload}, executor "
@@ -77,7 +78,7 @@ def dry_run(sweeps: list[tuple[Path, int, int, SweepFile]], args: argparse.Names
     print(f"total: {len(sweeps)} sweep(s), {len(counted)} cell(s) (a job id in several sweeps counted once), "
           + _total(list(known.values()), len(counted))
           + (f"; {todo:,.1f} GPU-hours for the cells without a result" if done else ""))
-    print("assumptions: GPU-hours from published training rates, not measured here (harness.plan.budget); "
+    print("assumptions: GPU-hours from published training rates, not measured here (harness.workloads.scaledet.budget); "
           "pretrain = max_steps x batch_size / rate; transfer = (finetune images, if any, + evaluation images) "
           "/ rate, approximate")
     for name in sorted(backbones):

@@ -2,7 +2,8 @@
 
 A sweep whose transfer cells name no starting checkpoint (``checkpoint``/``pretrained``/``pretrain_job``
 overrides) pretrains on its upstream sets: the sweep file's ``upstream`` list, else the suite's upstream
-datasets (the single-dataset ``baseline`` takes each upstream dataset alone). Each transfer cell then
+datasets (a method that is not ``joint``, e.g. the single-dataset ``baseline``, takes each upstream dataset
+alone). Each transfer cell then
 carries ``upstream`` (``A+B``, for reports) and ``pretrain_job`` (the pretrain cell's job id). Pretraining
 uses the sweep's first seed; the transfer cells use every seed.
 """
@@ -13,13 +14,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.catalog import datasets as registry
-from harness.job import JobSpec, normalise_overrides, plan
-from scaledet.names import check_name
+from harness.job import JobSpec, normalise_overrides
+from harness.plan.grid import plan
 from harness.plan.suite_settings import suite_overrides
+from harness.workloads.base import Workload
+from harness.workloads.methods import METHODS
 from scaledet.errors import ConfigError
+from scaledet.names import check_name
 
 START_KEYS = ("checkpoint", "pretrained", "pretrain_job")
-SINGLE_DATASET_METHODS = ("baseline",)
 
 
 def upstream_sets(suite: str, methods: Sequence[str], given: Sequence[Sequence[str]] = ()) -> dict[str, list[tuple[str, ...]]]:
@@ -30,16 +33,17 @@ def upstream_sets(suite: str, methods: Sequence[str], given: Sequence[Sequence[s
         raise ConfigError(f"suite '{suite}' has no upstream datasets of its own: transfer jobs need --checkpoint "
                           "PATH (or a sweep file 'upstream' list)")
     out = {}
+    joint = {m.name: m.joint for m in METHODS}
     for method in methods:
-        if method in SINGLE_DATASET_METHODS:
+        if not joint.get(method, True):
             out[method] = [s for s in sets if len(s) == 1] or [(n,) for n in dict.fromkeys(n for s in sets for n in s)]
         else:
             out[method] = sets
     return out
 
 
-def staged_plan(suite: str, datasets: Sequence[str], modes: Sequence[str], methods: Sequence[str],
-                seeds: Sequence[int], *, shots: Sequence[int], split_policy: str,
+def staged_plan(workload: Workload, suite: str, datasets: Sequence[str], modes: Sequence[str],
+                methods: Sequence[str], seeds: Sequence[int], *, shots: Sequence[int], split_policy: str,
                 overrides: Sequence[tuple[str, Any]], upstream: Sequence[Sequence[str]] = ()) -> list[list[JobSpec]]:
     """The sweep's cells in stages: ``[pretrain cells, transfer cells]``, or one stage when no pretraining."""
     record = registry.get_suite(suite)
@@ -49,13 +53,13 @@ def staged_plan(suite: str, datasets: Sequence[str], modes: Sequence[str], metho
     transfer_modes = [m for m in modes if m != "pretrain"]
     explicit = _plan(suite, datasets, ["pretrain"], methods, seeds[:1], split_policy, pairs) if "pretrain" in modes else []
     if not transfer_modes:
-        check_specs(explicit)
+        workload.check_specs(explicit)
         return [explicit]
     if any(pairs.get(k) for k in START_KEYS):
         if upstream:
             raise ConfigError("a sweep gives either a starting checkpoint or 'upstream' sets to pretrain on, not both")
         transfer = _plan(suite, datasets, transfer_modes, methods, seeds, split_policy, pairs, shots)
-        check_specs(explicit + transfer)
+        workload.check_specs(explicit + transfer)
         return [s for s in (explicit, transfer) if s]
     pretrain, transfer = list(explicit), []
     for method, sets in upstream_sets(suite, methods, upstream).items():
@@ -65,19 +69,8 @@ def staged_plan(suite: str, datasets: Sequence[str], modes: Sequence[str], metho
             start = {**pairs, "upstream": "+".join(names), "pretrain_job": job.job_id}
             transfer += _plan(suite, datasets, transfer_modes, [method], seeds, split_policy, start, shots)
     stages = [list(dict.fromkeys(pretrain)), transfer]
-    check_specs(spec for stage in stages for spec in stage)
+    workload.check_specs(spec for stage in stages for spec in stage)
     return stages
-
-
-def check_specs(specs) -> None:
-    """Every distinct (method, overrides) checked against the workload's settings before anything is submitted."""
-    from harness.workloads.scaledet import check_spec
-
-    seen = set()
-    for spec in specs:
-        if (spec.method, spec.mode, spec.overrides) not in seen:
-            seen.add((spec.method, spec.mode, spec.overrides))
-            check_spec(spec)
 
 
 def _plan(suite: str, datasets: Sequence[str], modes: Sequence[str], methods: Sequence[str], seeds: Sequence[int],

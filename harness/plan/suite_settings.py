@@ -1,5 +1,7 @@
 """Per-suite job settings, written into the planned specs' overrides (so they are part of every job id and
 result record, and a changed default never silently reuses an old cell). The spec's own overrides win.
+A suite without ``train.max_steps`` for a transfer mode gets the epoch schedule of
+``harness.workloads.schedule``.
 
 The demo's fit a laptop CPU: a narrower detector at 320 px, and 128 sampled RoIs per image (roi_align's CPU
 backward was a third of a training step at the default 512).
@@ -25,7 +27,6 @@ DEMO_FINETUNE: dict[str, OverrideValue] = {
     "train.lr": 0.0001, "train.max_steps": 40, "train.warmup_steps": 5, "train.lr_steps": "[30]",
     "train.checkpoint_every": 20,
 }
-FINETUNE_EPOCHS = 12  # default transfer schedule where a suite gives none (GLIP's full-data fine-tune)
 SUITE_SETTINGS: dict[str, dict[str, dict[str, OverrideValue]]] = {
     "demo": {
         "pretrain": {**CPU_DEMO, "train.max_steps": 120, "train.warmup_steps": 10, "train.lr_steps": "[100]",

@@ -28,11 +28,14 @@ from typing import Any
 
 import yaml
 
-from harness.job import DEFAULT_SHOTS, JobSpec, plan
-from harness.run.launch import EXECUTORS, Resources
-from scaledet.names import check_name
+from harness.job import DEFAULT_SHOTS, JobSpec
+from harness.plan.grid import plan
+from harness.plan.resources import EXECUTORS, Resources
 from harness.plan.stages import staged_plan
+from harness.workloads import WORKLOADS
+from harness.workloads.base import Workload
 from scaledet.errors import ConfigError
+from scaledet.names import check_name
 
 
 @dataclass(frozen=True)
@@ -51,12 +54,20 @@ class SweepFile:
     sweep: str | None = None
     upstream: tuple[tuple[str, ...], ...] = ()
 
+    @property
+    def work(self) -> Workload:
+        """The :class:`Workload` object the file's ``workload`` names."""
+        return WORKLOADS[check_name("workload", self.workload, WORKLOADS)]
+
     def stages(self) -> list[list[JobSpec]]:
-        """The cells in the order they must run (``harness.plan.stages``): toy sweeps are one stage."""
-        if self.workload != "scaledet":
-            return [plan(self.suite, self.datasets, self.modes, self.methods, self.seeds, shots=self.shots,
-                         split_policy=self.split_policy, overrides=self.overrides)]
-        return staged_plan(self.suite, self.datasets, self.modes, self.methods, self.seeds, shots=self.shots,
+        """The cells in the order they must run (``harness.plan.stages``); one stage for an unstaged workload."""
+        work = self.work
+        if not work.staged:
+            specs = plan(self.suite, self.datasets, self.modes, self.methods, self.seeds, shots=self.shots,
+                         split_policy=self.split_policy, overrides=self.overrides)
+            work.check_specs(specs)
+            return [specs]
+        return staged_plan(work, self.suite, self.datasets, self.modes, self.methods, self.seeds, shots=self.shots,
                            split_policy=self.split_policy, overrides=self.overrides, upstream=self.upstream)
 
     def plan(self) -> list[JobSpec]:

@@ -11,9 +11,10 @@ import pandas as pd
 from harness.reporting import averages as avg
 from harness.reporting.model import Cell, Missing, Row, Stat, Table, row_label
 from harness.reporting.published import Published
+from harness.workloads.methods import METHODS, SCALEDET, SCALEDET_HARD
 
-METHOD_ORDER = {"scaledet": 0, "scaledet-hard": 1, "scaledet-hl": 1, "baseline": 2}
-HARD_METHODS = ("scaledet-hard", "scaledet-hl")  # ablation without L_sl (harness.job name, brief's name)
+METHOD_ORDER = {m.name: index for index, m in enumerate(METHODS)}
+HARD_METHODS = tuple(m.name for m in METHODS if m.ablation == SCALEDET_HARD.ablation)  # ablation without L_sl
 MODE_TITLES = {"direct": "direct transfer", "finetune": "fine-tune transfer"}
 CELL_NOTE = ("Cells: COCO box AP@[.5:.95] x100, mean ± sample std over seeds (a value without ± comes "
              "from one seed); 'missing': the store has no result for that cell; 'failed': every run of it "
@@ -137,17 +138,17 @@ def averages_table(inp: ReportInput, mode: str) -> Table:
 def ablation_table(inp: ReportInput) -> Table:
     """Table 8 style: L_hl (scaledet-hard) vs L_hl + L_sl (scaledet) on the same upstream data, direct."""
     direct = _mode(inp, "direct")
-    pairs = direct[direct["method"].isin([*HARD_METHODS, "scaledet"])]
+    pairs = direct[direct["method"].isin([*HARD_METHODS, SCALEDET.name])]
     rows = []
     for upstream in sorted(dict.fromkeys(pairs["upstream"]), key=lambda u: (len(u.split("+")), u)):
         cells: list[Cell] = []
-        for methods in (HARD_METHODS, ("scaledet",)):
+        for methods in (HARD_METHODS, (SCALEDET.name,)):
             group = pairs[pairs["method"].isin(methods) & (pairs["upstream"] == upstream)]
             cells += _averages(group, inp)[:2] if len(group) else [Missing("missing")] * 2
         rows.append(Row(upstream or "unknown", tuple(cells), "", upstream))
     columns = ("L_hl mAP", "L_hl mAP_C", "L_hl+L_sl mAP", "L_hl+L_sl mAP_C")
-    legend = ("L_hl = method scaledet-hard (hard label loss only; scaledet-hl is read as the same); "
-              "L_hl+L_sl = method scaledet. Rows: the checkpoints' upstream datasets.")  # fmt: skip
+    legend = (f"{SCALEDET_HARD.label} = method {SCALEDET_HARD.name} (hard label loss only); "
+              f"L_hl+L_sl = method {SCALEDET.name}. Rows: the checkpoints' upstream datasets.")  # fmt: skip
     notes = (legend, *average_notes(inp)[:2], CELL_NOTE)
     return Table("ablation", "Ablation: hard vs hard + soft label loss, direct transfer (like Table 8b)",
                  columns, tuple(rows), stub="upstream", footnotes=notes)

@@ -1,9 +1,9 @@
 """Launching jobs: submitit executors (debug / local / slurm), resources, the checkpointable job runner.
 
-The work a job does is a plain function ``work(spec, run_dir) -> dict`` registered per (workload, mode)
-with :func:`register_work`. The returned dict may hold the keys of ``harness.run.results.WORK_KEYS``
-(``metrics`` is required). Workload modules are imported lazily by name (:data:`WORKLOAD_MODULES`) so that a
-job unpickled in a fresh SLURM process finds its function.
+The work a job does is its :class:`~harness.workloads.base.Workload`'s function for the job's mode,
+``work(spec, run_dir) -> dict``; the workload object travels with the job (pickled by reference to its
+functions), so a fresh SLURM process needs no lookup. The returned dict may hold the keys of
+``harness.run.results.WORK_KEYS`` (``metrics`` is required).
 
 Layout under the runs root: ``runs/<job id>/`` (the job's ``job.log`` and its own checkpoints),
 ``runs/_submitit/<sweep>/`` (submitit's pickles and stdout/stderr per SLURM job),
@@ -13,7 +13,6 @@ Layout under the runs root: ``runs/<job id>/`` (the job's ``job.log`` and its ow
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import logging
 import os
@@ -21,8 +20,8 @@ import socket
 import subprocess
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import torch
 import torch.distributed as dist
 
 from harness.job import JobSpec
-from scaledet.names import check_name
+from harness.plan.resources import EXECUTORS, Resources
 from harness.run.results import (
     WORK_KEYS,
     ResultRecord,
@@ -42,72 +41,14 @@ from harness.run.results import (
     result_path,
     write_record,
 )
+from harness.workloads.base import Workload
 from scaledet.errors import ConfigError, ScaleDetError
+from scaledet.names import check_name
 
 log = logging.getLogger(__name__)
 
-WorkFn = Callable[[JobSpec, Path], dict[str, Any]]
-EXECUTORS = ("debug", "local", "slurm")
-# workload name -> module whose import registers its work functions
-WORKLOAD_MODULES: dict[str, str] = {"toy": "harness.workloads.toy", "scaledet": "harness.workloads.scaledet"}
-_WORK: dict[tuple[str, str], WorkFn] = {}
 TRACEBACK_TAIL = 40  # lines kept in a failure record
 CLOCK_SLACK_S = 5.0  # a record this close to the submission time counts as written by its runner
-
-
-def register_work(workload: str, mode: str, fn: WorkFn) -> None:
-    """Make ``fn`` the work of ``mode`` jobs of ``workload`` (e.g. ``register_work("scaledet", "finetune", f)``)."""
-    _WORK[(workload, mode)] = fn
-
-
-def get_work(workload: str, mode: str) -> WorkFn:
-    if (workload, mode) not in _WORK and workload in WORKLOAD_MODULES:
-        importlib.import_module(WORKLOAD_MODULES[workload])
-    known = sorted({w for w, _ in _WORK} | set(WORKLOAD_MODULES))
-    check_name("workload", workload, known)
-    modes = sorted(m for w, m in _WORK if w == workload)
-    check_name(f"mode of workload {workload!r}", mode, modes)
-    return _WORK[(workload, mode)]
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What each job asks the scheduler for. ``extra`` holds further sbatch flags (name → value)."""
-
-    gpus_per_node: int = 0
-    nodes: int = 1
-    ntasks_per_node: int = 1
-    cpus_per_task: int = 1
-    partition: str | None = None
-    time: int = 60  # minutes
-    mem: str | None = None  # SLURM syntax, e.g. "4G"
-    account: str | None = None
-    qos: str | None = None
-    extra: tuple[tuple[str, str], ...] = ()
-    array_parallelism: int = 256
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "resources") -> Resources:
-        names = {f.name for f in fields(cls)}
-        for key in data:
-            check_name("resource", key, names, where)
-        values = dict(data)
-        if "extra" in values:
-            values["extra"] = tuple(sorted((str(k), str(v)) for k, v in dict(values["extra"]).items()))
-        return cls(**values)
-
-    def executor_parameters(self) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "timeout_min": self.time, "nodes": self.nodes, "tasks_per_node": self.ntasks_per_node,
-            "cpus_per_task": self.cpus_per_task, "gpus_per_node": self.gpus_per_node,
-            "slurm_array_parallelism": self.array_parallelism,
-        }
-        optional = {"slurm_partition": self.partition, "slurm_mem": self.mem, "slurm_account": self.account,
-                    "slurm_qos": self.qos}
-        params.update({k: v for k, v in optional.items() if v is not None})
-        if self.extra:
-            params["slurm_additional_parameters"] = dict(self.extra)
-        return params
 
 
 def make_executor(kind: str, folder: Path, resources: Resources) -> submitit.Executor:
@@ -170,7 +111,7 @@ class JobRunner(submitit.helpers.Checkpointable):
     """
 
     def __init__(self, spec: JobSpec, sweep: str, results_root: Path, runs_root: Path,
-                 workload: str, executor: str) -> None:
+                 workload: Workload, executor: str) -> None:
         self.spec, self.sweep, self.workload, self.executor = spec, sweep, workload, executor
         self.results_root, self.runs_root = Path(results_root), Path(runs_root)
 
@@ -187,8 +128,8 @@ class JobRunner(submitit.helpers.Checkpointable):
         try:
             if tasks > 1:
                 _init_distributed()
-            work = get_work(self.workload, self.spec.mode)
-            output = _check_output(work(self.spec, run_dir), self.workload, self.spec.mode)
+            work = self.workload.work_for(self.spec.mode)
+            output = _check_output(work(self.spec, run_dir), self.workload.name, self.spec.mode)
         except Exception as error:
             if rank == 0:
                 self._write(status="failed", started=started, started_at=started_at, cluster_id=cluster_id,
@@ -306,18 +247,17 @@ def read_manifest(runs_root: Path, sweep: str) -> dict[str, Any]:
 
 def submit(
     specs: Sequence[JobSpec], *, sweep: str, results_root: Path, runs_root: Path, executor: str = "debug",
-    resources: Resources = Resources(), workload: str = "toy", overwrite: bool = False,
+    resources: Resources | None = None, workload: Workload, overwrite: bool = False,
     retry_failed: bool = False,
 ) -> Submission:
     """Submit the cells of ``specs`` that need (re)computing as one job array; record them in the manifest."""
     todo = cells_to_run(results_root, sweep, specs, overwrite=overwrite, retry_failed=retry_failed)
-    for spec in todo:
-        get_work(workload, spec.mode)  # fail before submitting anything
+    workload.check_specs(todo)  # fail before submitting anything
     submission = Submission(skipped=[s.job_id for s in specs if s not in set(todo)])
     if not todo:
         return submission
     runs_root = Path(runs_root)
-    ex = make_executor(executor, runs_root / "_submitit" / sweep, resources)
+    ex = make_executor(executor, runs_root / "_submitit" / sweep, resources or Resources())
     runners = [JobRunner(s, sweep, Path(results_root).resolve(), runs_root.resolve(), workload, executor)
                for s in todo]
     with ex.batch():

@@ -31,10 +31,10 @@ from typing import Any
 
 import pandas as pd
 
-from scaledet.files import atomic_write_text
 from harness.job import JobSpec
-from scaledet.names import check_name
 from scaledet.errors import ConfigError
+from scaledet.files import atomic_write_text
+from scaledet.names import check_name
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from scaledet.files import atomic_torch_save
 from harness.job import MODES, JobSpec
-from harness.run.launch import register_work
+from harness.workloads.base import Workload
+from harness.workloads.methods import METHODS
+from scaledet.files import atomic_torch_save
 
 log = logging.getLogger(__name__)
 FEATURES = 8
@@ -91,5 +92,4 @@ def train_toy(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     }
 
 
-for _mode in MODES:
-    register_work("toy", _mode, train_toy)
+TOY = Workload(name="toy", work=dict.fromkeys(MODES, train_toy), methods=METHODS)

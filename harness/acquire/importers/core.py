@@ -8,13 +8,13 @@ import shutil
 import uuid
 from pathlib import Path
 
-from harness.catalog.datasets import DatasetSpec
 from harness.acquire.importers.formats import READERS, detect_format, reader
 from harness.acquire.importers.splits import make_missing_splits
 from harness.acquire.importers.summary import ImportSummary, write_record
 from harness.acquire.importers.writer import write_splits
-from scaledet.names import check_name
+from harness.catalog.datasets import DatasetSpec
 from scaledet.errors import ConfigError, DataError
+from scaledet.names import check_name
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import random
 
-from harness.catalog.datasets import DatasetSpec
 from harness.acquire.importers.records import SourceImage
 from harness.acquire.importers.summary import MadeSplit
+from harness.catalog.datasets import DatasetSpec
 from scaledet.errors import DataError
 
 DEFAULT_FRACTION = 0.15

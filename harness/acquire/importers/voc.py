@@ -21,7 +21,13 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
-from harness.acquire.importers.records import IMAGE_SUFFIXES, SourceBox, SourceDataset, SourceImage, split_name
+from harness.acquire.importers.records import (
+    IMAGE_SUFFIXES,
+    SourceBox,
+    SourceDataset,
+    SourceImage,
+    split_name,
+)
 from scaledet.errors import DataError
 
 FORMAT = "voc"

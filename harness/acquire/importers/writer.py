@@ -15,9 +15,9 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from harness.catalog.datasets import DatasetSpec
 from harness.acquire.importers.records import SourceBox, SourceImage
 from harness.acquire.importers.summary import SplitCounts
+from harness.catalog.datasets import DatasetSpec
 from scaledet.errors import DataError
 from scaledet.validation import header_size
 

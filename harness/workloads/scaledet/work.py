@@ -22,7 +22,6 @@ import copy
 import hashlib
 import json
 import logging
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,25 +29,24 @@ from typing import Any
 import torch
 
 from harness.catalog import datasets as registry
-from scaledet.files import atomic_torch_save
-from harness.workloads.fewshot import sample_shots, subset
 from harness.job import JobSpec
-from harness.run.launch import register_work
-from scaledet.names import check_name
-from harness.plan.suite_settings import FINETUNE_EPOCHS
+from harness.workloads.fewshot import sample_shots, subset
+from harness.workloads.methods import METHODS
+from harness.workloads.schedule import Schedule
 from scaledet import checkpoints as ckpt
 from scaledet.config import Config, load_config, preset, with_overrides
 from scaledet.data import CocoDataset, check_image_files
 from scaledet.distributed import resolve_device
 from scaledet.engine import evaluate, train
 from scaledet.errors import CheckpointError, ConfigError, WeightsUnavailableError
+from scaledet.files import atomic_torch_save
 from scaledet.labels import LabelSpace, encode_label_space
+from scaledet.names import check_name
 from scaledet.text import build_text_encoder
 
 log = logging.getLogger(__name__)
 
-# harness.job method names -> scaledet.config presets
-METHOD_PRESETS = {"scaledet": "scaledet", "scaledet-hard": "scaledet-hl", "baseline": "baseline"}
+METHOD_PRESETS = {m.name: m.preset for m in METHODS}  # method name -> scaledet.config preset
 CONFIG_SECTIONS = ("model", "data", "train")
 WORK_SETTINGS = ("upstream", "pretrain_job", "checkpoint", "pretrained", "text_encoder", "text_weights",
                  "prompts", "device")
@@ -265,8 +263,7 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
         image_ids = sample_shots(train_set, int(spec.shots or 0), spec.seed)
         train_set = subset(train_set, image_ids)
         log.info("fewshot %d-shot, seed %d: %d training images", spec.shots, spec.seed, len(image_ids))
-    if "train.max_steps" not in dict(spec.overrides):
-        cfg = default_schedule(cfg, len(train_set))
+    cfg = Schedule.of(spec).apply(cfg, len(train_set))
     device = resolve_device(work.get("device"))
     best = select_on_valid(cfg, spec, train_set, space, state, run_dir, device)
     if _rank() != 0:
@@ -280,14 +277,6 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
              best["step"], best["valid_ap"], found["AP"])
     return _transfer_output(spec, work, cfg, source, space, encoder_id, found, path, image_ids=image_ids,
                             metrics={"best_step": float(best["step"]), "valid_AP_best": best["valid_ap"]})
-
-
-def default_schedule(cfg: Config, train_images: int) -> Config:
-    """GLIP-style full fine-tune: :data:`FINETUNE_EPOCHS` epochs, lr steps at 8/12 and 11/12, a check per epoch."""
-    per_epoch = max(1, math.ceil(train_images / cfg.data.batch_size))
-    total = FINETUNE_EPOCHS * per_epoch
-    return replace(cfg, train=replace(cfg.train, max_steps=total, warmup_steps=min(cfg.train.warmup_steps, per_epoch),
-                                      lr_steps=(8 * per_epoch, 11 * per_epoch), checkpoint_every=per_epoch))
 
 
 def select_on_valid(cfg: Config, spec: JobSpec, train_set: CocoDataset, space: LabelSpace,
@@ -317,7 +306,3 @@ def select_on_valid(cfg: Config, spec: JobSpec, train_set: CocoDataset, space: L
                  progress["step"])
         atomic_torch_save(progress, progress_path)
     return progress
-
-
-for _mode, _fn in (("pretrain", pretrain), ("direct", direct), ("finetune", finetune), ("fewshot", finetune)):
-    register_work("scaledet", _mode, _fn)

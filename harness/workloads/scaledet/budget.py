@@ -3,8 +3,8 @@
 - ``pretrain``: ``train.max_steps x data.batch_size / rate / 3600``;
 - ``direct``: the evaluation split's images / rate / 3600 (the training rate used for inference: approximate);
 - ``finetune`` / ``fewshot``: (training images seen + evaluation images) / rate / 3600, where the images seen are
-  ``train.max_steps x data.batch_size`` when the cell sets ``train.max_steps``, else :data:`FINETUNE_EPOCHS`
-  epochs of the train split (fewshot: of at most shots x classes images); approximate.
+  ``train.max_steps x data.batch_size`` when the cell sets ``train.max_steps``, else the epochs of the train split
+  of ``harness.workloads.schedule`` (fewshot: of at most shots x classes images); approximate.
 
 Image counts are the registry's (``harness.catalog.datasets.get_dataset(name, suite).images``, GLIP paper Table 9); an
 evaluation split without a count (EgoHands' and Vehicles' ``mini_val``) is counted as its full ``valid`` split.
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from harness.catalog import datasets as registry
 from harness.job import JobSpec
-from harness.plan.suite_settings import FINETUNE_EPOCHS
+from harness.workloads.base import Estimate
+from harness.workloads.schedule import Schedule
 from scaledet.config import Config, with_overrides
 from scaledet.errors import ConfigError
 
@@ -43,15 +44,6 @@ RATES: dict[str, Rate] = {
 }
 CONFIG_SECTIONS = ("model", "data", "train")
 TRANSFER_START = ("pretrain_job", "checkpoint", "pretrained")
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A cell's GPU-hours (``None``: no estimate) and how they were obtained (or why there are none)."""
-
-    hours: float | None
-    basis: str
-    backbone: str | None = None  # whose rate (RATES) was used
 
 
 def pretrain_hours(steps: int, batch: int, backbone: str) -> float:
@@ -92,12 +84,10 @@ def cell_config(spec: JobSpec) -> Config:
         raise ConfigError(f"job {spec.job_id} ({spec.mode} {spec.dataset}): {error}") from None
 
 
-def estimate_cells(specs: Iterable[JobSpec], workload: str = "scaledet") -> dict[str, Estimate]:
+def estimate_cells(specs: Iterable[JobSpec]) -> dict[str, Estimate]:
     """job id -> estimate, for a sweep's cells (transfer cells take their backbone from the pretrain cell they
     start from when it is among ``specs``, else from their ``model.backbone`` override)."""
     specs = list(specs)
-    if workload != "scaledet":
-        return {s.job_id: Estimate(None, f"n/a ({workload} workload: CPU only)") for s in specs}
     backbones = {s.job_id: cell_config(s).model.backbone for s in specs if s.mode == "pretrain"}
     return {s.job_id: estimate_cell(s, backbones) for s in specs}
 
@@ -125,16 +115,13 @@ def estimate_cell(spec: JobSpec, pretrain_backbones: Mapping[str, str] | None = 
     if spec.mode == "direct":
         return Estimate(images_hours(scored, backbone), f"eval {scored:,} images / {_rate(backbone)}, approximate",
                         backbone)
-    if spec.override("train.max_steps") is not None:
-        seen = cfg.train.max_steps * cfg.data.batch_size
-        schedule = f"{cfg.train.max_steps:,} steps x {cfg.data.batch_size} images"
-    else:
-        train = split_images(spec.suite, spec.dataset, "train")
-        if spec.mode == "fewshot":
-            classes = len(registry.get_dataset(spec.dataset, spec.suite).categories)
-            train = min(train, int(spec.shots or 0) * classes)
-        seen = FINETUNE_EPOCHS * train
-        schedule = f"{FINETUNE_EPOCHS} epochs x {train:,} images"
+    train = split_images(spec.suite, spec.dataset, "train")
+    if spec.mode == "fewshot":
+        classes = len(registry.get_dataset(spec.dataset, spec.suite).categories)
+        train = min(train, int(spec.shots or 0) * classes)
+    plan = Schedule.of(spec)
+    seen = plan.images_seen(train, cfg.data.batch_size)
+    schedule = plan.describe(train, cfg.data.batch_size)
     return Estimate(images_hours(seen + scored, backbone),
                     f"({schedule} + eval {scored:,} images) / {_rate(backbone)}, approximate", backbone)
 

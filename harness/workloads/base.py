@@ -1,0 +1,89 @@
+"""What a workload is: the object handed from the CLI to planning, submission, budgets and reports.
+
+A :class:`Workload` carries everything the layers above need to know about the jobs it runs: its work function
+per mode, the methods it accepts (:class:`Method` records), its check of a spec's settings (run before anything
+is submitted), its cost estimate, and whether its sweeps are staged (pretrain first) and reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.job import JobSpec
+from scaledet.names import check_name
+
+WorkFn = Callable[[JobSpec, Path], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method of the results grid: its name in specs and on the CLI, its detector config preset, whether it
+    trains one detector over the concatenated label spaces of its upstream datasets (``joint``) or one per dataset,
+    its label in reports, and the ablation it stands for (``None`` for the full method)."""
+
+    name: str
+    preset: str
+    joint: bool
+    label: str
+    ablation: str | None = None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A cell's GPU-hours (``None``: no estimate) and how they were obtained (or why there are none)."""
+
+    hours: float | None
+    basis: str
+    backbone: str | None = None  # whose rate was used
+
+
+def _no_check(spec: JobSpec) -> None:
+    """The check of a workload whose specs hold no settings of their own."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A kind of job: see the module docstring."""
+
+    name: str
+    work: Mapping[str, WorkFn]  # mode -> work function
+    methods: tuple[Method, ...]
+    check_spec: Callable[[JobSpec], None] = _no_check
+    estimate: Callable[[list[JobSpec]], dict[str, Estimate]] | None = None  # None: no GPU-hour estimate
+    staged: bool = False  # transfer cells without a starting checkpoint pretrain on the suite's upstream sets
+    uses_registry: bool = False  # datasets come from the suite registry (else `--datasets` is required)
+    reports: bool = False  # a run renders the suite report at the end
+
+    def work_for(self, mode: str) -> WorkFn:
+        """The work function of ``mode`` jobs; a clear error naming the workload for an unknown mode."""
+        return self.work[check_name(f"mode of workload {self.name!r}", mode, self.work)]
+
+    def method(self, name: str) -> Method:
+        """The :class:`Method` record named ``name``."""
+        by_name = {m.name: m for m in self.methods}
+        return by_name[check_name(f"method of workload {self.name!r}", name, by_name)]
+
+    @property
+    def method_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.methods)
+
+    def check_specs(self, specs: Iterable[JobSpec]) -> None:
+        """Every distinct (method, mode, overrides) checked before anything is submitted."""
+        seen = set()
+        for spec in specs:
+            key = (spec.method, spec.mode, spec.overrides)
+            if key not in seen:
+                seen.add(key)
+                self.method(spec.method)
+                self.work_for(spec.mode)
+                self.check_spec(spec)
+
+    def estimates(self, specs: Iterable[JobSpec]) -> dict[str, Estimate]:
+        """job id -> GPU-hour estimate (n/a for every cell of a workload without one)."""
+        specs = list(specs)
+        if self.estimate is None:
+            return {s.job_id: Estimate(None, f"n/a ({self.name} workload: CPU only)") for s in specs}
+        return self.estimate(specs)

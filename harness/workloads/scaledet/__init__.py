@@ -1,0 +1,15 @@
+"""Workload ``scaledet``: the detector's pretrain, direct, finetune and fewshot jobs (``work``), their GPU-hour
+estimates (``budget``)."""
+
+from __future__ import annotations
+
+from harness.workloads.base import Workload
+from harness.workloads.methods import METHODS
+from harness.workloads.scaledet.budget import estimate_cells
+from harness.workloads.scaledet.work import check_spec, direct, finetune, pretrain
+
+SCALEDET = Workload(
+    name="scaledet",
+    work={"pretrain": pretrain, "direct": direct, "finetune": finetune, "fewshot": finetune},
+    methods=METHODS, check_spec=check_spec, estimate=estimate_cells,
+    staged=True, uses_registry=True, reports=True)
