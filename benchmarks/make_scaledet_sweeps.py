@@ -28,6 +28,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.catalog.datasets import get_suite
 from harness.job import JobSpec
 from harness.workloads.scaledet import budget
 from harness.workloads.scaledet.budget import RATES
@@ -42,9 +43,7 @@ TRAIN_SIZE = {"r50": 640, "swin-t": 896, "swin-b": 896}
 SHORT = {"lvis": "L", "coco": "C", "objects365": "O365", "openimages": "OID"}
 # ODinW-13 image counts (the registry's, GLIP paper Table 9): train, and the images scored under the glip
 # split policy (valid; EgoHands/Vehicles mini_val counted as their full valid).
-ODINW13 = ("AerialMaritimeDrone", "Aquarium", "CottontailRabbits", "EgoHands", "NorthAmericaMushrooms", "Packages",
-           "PascalVOC", "pistols", "pothole", "Raccoon", "ShellfishOpenImages", "thermalDogsAndPeople",
-           "VehiclesOpenImages")
+ODINW13 = get_suite("odinw13").datasets  # the paper's Table D order
 ODINW_TRAIN_IMAGES = sum(budget.split_images("odinw13", name, "train") for name in ODINW13)
 ODINW_EVAL_IMAGES = sum(budget.eval_images("odinw13", name, "glip") for name in ODINW13)
 

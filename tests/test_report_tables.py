@@ -108,7 +108,7 @@ def test_without_unseen_rule_the_report_says_so(tmp_path: Path) -> None:
     _two_seed_store(tmp_path)
     averages = table(_report(tmp_path, unseen=None), "averages_direct")
     assert averages.cell("scaledet [LVIS]", "mAP_unseen") == Missing("n/a (no unseen rule)")
-    assert any("Unseen-class rule: none available" in note for note in averages.footnotes)
+    assert any("Unseen-class rule: none given" in note for note in averages.footnotes)
 
 
 def test_no_per_class_ap_gives_na_for_class_averages(tmp_path: Path) -> None:
@@ -160,29 +160,14 @@ def test_rows_distinguish_checkpoints_of_the_same_method(tmp_path: Path) -> None
     assert [r.cells[0].text() for r in direct.rows] == ["40.0", "60.0", "50.0"]
 
 
-def test_default_unseen_rule_calls_datasets_unseen_classes(monkeypatch) -> None:
-    import sys
-    import types
-
+def test_default_unseen_rule_is_the_catalogs_names_rule_per_dataset() -> None:
+    from harness.catalog.unseen import unseen_classes
     from harness.reporting.render import default_unseen_rule
 
-    calls = []
-
-    def unseen_classes(suite, upstream, rule="names"):
-        calls.append((suite, upstream, rule))
-        return {"A": ["y"]}
-
-    monkeypatch.setitem(sys.modules, "harness.catalog.datasets", types.SimpleNamespace(unseen_classes=unseen_classes))
-    rule = default_unseen_rule("demo", ("A", "B"))
-    assert rule.classes(("LVIS", "COCO")) == {"A": frozenset({"y"})}
-    assert calls == [("demo", ["LVIS", "COCO"], "names")]
+    rule = default_unseen_rule("demo", ("NorthAmericaMushrooms", "Raccoon"))
+    upstream = ("Aquarium", "Packages", "Raccoon")
+    expected = set(unseen_classes("demo", list(upstream), rule="names"))
+    found = rule.classes(upstream)
+    assert expected == {"CoW", "chanterelle"}  # the demo's unseen classes
+    assert found == {"NorthAmericaMushrooms": frozenset(expected), "Raccoon": frozenset()}  # each dataset's own
     assert 'rule="names"' in rule.name
-
-
-@pytest.mark.parametrize("found", [{"A": ["y"], "B": []}, [("A", "y")], ["y"]])
-def test_unseen_classes_results_of_any_shape_are_normalised(found) -> None:
-    from harness.reporting.render import _normalise
-
-    unseen = _normalise(found, ("A", "B"))
-    assert unseen["A"] == frozenset({"y"})
-    assert unseen.get("B", frozenset()) <= frozenset({"y"})

@@ -20,7 +20,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -236,10 +236,3 @@ def require_suite_of_datasets(suite: str) -> Suite:
     if record.label_spaces_only:
         raise ConfigError(f"suite '{suite}' declares label spaces only; its data is read by harness.catalog.upstream")
     return record
-
-
-def unseen_classes(suite: str, upstream: Sequence[str], rule: str = "names", **options) -> list[str]:
-    """The suite's class names unseen in the ``upstream`` label spaces under ``rule`` (``harness.catalog.unseen``)."""
-    from harness.catalog.unseen import unseen_classes as compute
-
-    return compute(suite, upstream, rule=rule, **options)

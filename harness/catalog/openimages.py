@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from harness.catalog.upstream_labels import UpstreamClass, upstream_classes
 from scaledet.errors import DataError
+from scaledet.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def convert_openimages(
     labels = read_image_labels(image_labels, classes) if image_labels is not None else {}
     counts = _write_coco(Path(bbox_csv), out, classes, sizes, labels)
     result = ConversionResult(out, counts["images"], counts["annotations"], dict(counts["unknown"]), False)
-    _atomic_write_text(meta, json.dumps({k: v for k, v in asdict(result).items() if k not in ("path", "cached")}))
+    atomic_write_text(meta, json.dumps({k: v for k, v in asdict(result).items() if k not in ("path", "cached")}))
     if result.unknown_mids:
         top = ", ".join(f"{mid} ({n})" for mid, n in Counter(result.unknown_mids).most_common(5))
         log.warning("%s: %d rows with MIDs not in the class list skipped: %s", bbox_csv,
@@ -252,26 +253,3 @@ def _cache_key(inputs: Sequence[Path], classes: Sequence[UpstreamClass], image_d
     payload = {"version": CONVERTER_VERSION, "inputs": stats, "classes": [(c.original_id, c.mid) for c in classes],
                "image_dir": str(image_dir) if image_dir else None}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def convert_openimages_split(spec: Any, split: str, roots: Mapping[str, str | Path] | None,
-                             cache_dir: Path | None) -> Path:
-    """Convert an OpenImages split found in its standard layout (see :mod:`harness.catalog.upstream`); the json path."""
-    from harness.catalog.upstream import dataset_root, find_file
-
-    layout = spec.splits[split]
-    root, setting = dataset_root(spec.name, roots)
-    bbox = find_file(root, layout.annotations, f"{spec.title} {split} boxes", setting)
-    class_csv = find_file(root, (spec.class_file,), f"{spec.title} class descriptions", setting)
-    labels = next((root / c for c in layout.image_labels if (root / c).is_file()), None)
-    sizes = root / f"{layout.images}-image-sizes.csv"
-    result = convert_openimages(bbox, cache_dir or cache_root(), image_dir=root / layout.images,
-                                image_sizes=sizes if sizes.is_file() else None, image_labels=labels,
-                                class_csv=class_csv)
-    return result.path

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness.catalog import openimages
 from harness.catalog.datasets import DATA_ENV, data_root
 from harness.catalog.upstream_labels import UPSTREAM_ORDER, unified_indices, upstream_classes
 from scaledet.data import CocoDataset, load_coco
@@ -136,8 +137,6 @@ def load_upstream(name: str, split: str = "val", roots: Mapping[str, str | Path]
     spec = get_spec(name)
     path = annotation_file(name, split, roots)
     if spec.layout == "openimages":
-        from harness.catalog.openimages import convert_openimages_split
-
         path = convert_openimages_split(spec, split, roots, cache_dir)
     dataset = load_coco(path, name=name)
     check_categories(name, dataset, path)
@@ -205,3 +204,17 @@ def _resolve_patches(images: tuple[dict[str, Any], ...], image_root: Path, spec:
     raise DataError(f"{spec.title} images not found: looked for {' and '.join(tried)} "
                     f"(image root from {setting})")
 
+
+def convert_openimages_split(spec: UpstreamSpec, split: str, roots: Mapping[str, str | Path] | None,
+                             cache_dir: Path | None) -> Path:
+    """Convert an OpenImages split found in its standard layout (see the module docstring); the json path."""
+    layout = spec.splits[split]
+    root, setting = dataset_root(spec.name, roots)
+    bbox = find_file(root, layout.annotations, f"{spec.title} {split} boxes", setting)
+    class_csv = find_file(root, (spec.class_file,), f"{spec.title} class descriptions", setting)
+    labels = next((root / c for c in layout.image_labels if (root / c).is_file()), None)
+    sizes = root / f"{layout.images}-image-sizes.csv"
+    result = openimages.convert_openimages(bbox, cache_dir or openimages.cache_root(), image_dir=root / layout.images,
+                                image_sizes=sizes if sizes.is_file() else None, image_labels=labels,
+                                class_csv=class_csv)
+    return result.path

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
 
+from harness.catalog.datasets import class_names, get_suite
+from harness.catalog.unseen import unseen_classes
 from harness.reporting import figures as figs
 from harness.reporting import formats, tables
 from harness.reporting.averages import Unseen, UnseenRule
@@ -22,9 +23,7 @@ from scaledet.errors import ScaleDetError
 
 log = logging.getLogger(__name__)
 
-ODINW13 = ("AerialMaritimeDrone", "Aquarium", "CottontailRabbits", "EgoHands", "NorthAmericaMushrooms",
-           "Packages", "PascalVOC", "pistols", "pothole", "Raccoon", "ShellfishOpenImages",
-           "thermalDogsAndPeople", "VehiclesOpenImages")  # fmt: skip  (the paper's Table D order)
+ODINW13 = get_suite("odinw13").datasets  # the paper's Table D order
 
 
 @dataclass
@@ -47,39 +46,23 @@ def suite_datasets(suite: str, cells: pd.DataFrame) -> tuple[str, ...]:
     return tuple(sorted(set(cells["dataset"])))
 
 
-def _normalise(found: Mapping[str, Iterable[str]] | Iterable, datasets: tuple[str, ...]) -> Unseen:
-    if isinstance(found, Mapping):
-        return {str(d): frozenset(names) for d, names in found.items()}
-    items = list(found)
-    if items and all(isinstance(i, tuple) and len(i) == 2 for i in items):
-        return {d: frozenset(n for dd, n in items if dd == d) for d in datasets}
-    return {d: frozenset(items) for d in datasets}
-
-
 def _class_names(suite: str, dataset: str) -> frozenset[str] | None:
     """The registry's classes of ``dataset`` in ``suite`` (None for a dataset the registry does not know)."""
     try:
-        from harness.catalog.datasets import class_names
-
         return frozenset(class_names(dataset, suite))
-    except (ImportError, ScaleDetError):
+    except ScaleDetError:
         return None
 
 
-def default_unseen_rule(suite: str, datasets: tuple[str, ...]) -> UnseenRule | None:
-    """``harness.catalog.datasets.unseen_classes(suite, upstream, rule="names")`` once that module exists."""
-    try:
-        from harness.catalog.datasets import unseen_classes
-    except ImportError:
-        log.warning("harness.catalog.datasets.unseen_classes is not available: no unseen-class average")
-        return None
+def default_unseen_rule(suite: str, datasets: tuple[str, ...]) -> UnseenRule:
+    """``harness.catalog.unseen.unseen_classes(suite, upstream, rule="names")``, per dataset."""
 
     def classes(upstream: tuple[str, ...]) -> Unseen:
-        unseen = _normalise(unseen_classes(suite, list(upstream), rule="names"), datasets)
-        # a flat list of names counts for a dataset only where the dataset has that class
-        return {d: names if (own := _class_names(suite, d)) is None else names & own for d, names in unseen.items()}
+        names = frozenset(unseen_classes(suite, list(upstream), rule="names"))
+        # the suite's unseen names count for a dataset only where the dataset has that class
+        return {d: names if (own := _class_names(suite, d)) is None else names & own for d in datasets}
 
-    return UnseenRule('names (harness.catalog.datasets.unseen_classes, rule="names")', classes)
+    return UnseenRule('names (harness.catalog.unseen.unseen_classes, rule="names")', classes)
 
 
 def build_report(inp: tables.ReportInput, title: str) -> Report:
@@ -173,7 +156,7 @@ def render_report(results: Path, suite: str, out: Path, sweep: str | None = None
                   published: bool = True, unseen: UnseenRule | None = None, command: str | None = None) -> Path:
     """Render the report of ``suite`` (optionally one ``sweep``) from the store at ``results`` into ``out``.
 
-    ``unseen`` is an ``UnseenRule``, or None for ``harness.catalog.datasets.unseen_classes`` (rule "names").
+    ``unseen`` is an ``UnseenRule``, or None for ``harness.catalog.unseen.unseen_classes`` (rule "names").
     ``command``, if given, is named in the provenance footer as what rendered the report.
     Returns the path of the Markdown file.
     """

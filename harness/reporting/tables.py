@@ -123,7 +123,7 @@ def _averages(group: pd.DataFrame, inp: ReportInput) -> tuple[Cell, Cell, Cell]:
 
 def average_notes(inp: ReportInput) -> tuple[str, ...]:
     """Footnotes defining the three averages and naming the unseen rule."""
-    rule = inp.unseen.name if inp.unseen else "none available (harness.catalog.datasets.unseen_classes missing)"
+    rule = inp.unseen.name if inp.unseen else "none given"
     notes = [f"{name}: {text}" for name, text in avg.DEFINITIONS.items()]
     return (*notes, f"Unseen-class rule: {rule}.", CELL_NOTE)
 
