@@ -20,7 +20,8 @@ from tabulate import tabulate
 from harness.job import JobSpec
 from harness.plan.grid import plan
 from harness.plan.resources import Resources
-from harness.run.launch import _update_manifest, submit
+from harness.run.launch import submit
+from harness.run.manifest import update_manifest
 from harness.run.results import ResultRecord, load_frame, write_record
 from harness.run.sweepstate import sweep_cells
 from harness.workloads.toy import TOY
@@ -48,7 +49,7 @@ def _fake_results(root: Path, runs: Path, n: int) -> None:
         def __init__(self, i: int) -> None:
             self.job_id = f"1000_{i}"
 
-    _update_manifest(runs, "bench", root, "debug", specs, [_Job(i) for i in range(len(specs))])
+    update_manifest(runs, "bench", root, "debug", specs, [_Job(i) for i in range(len(specs))])
 
 
 def main() -> None:

@@ -1,13 +1,12 @@
 """The `harness` command line: one subcommand per module in `harness.commands`.
 
-Each command module defines ``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int``.
-A command whose module does not exist yet is listed as "not yet available" and exits with code 2.
+Each command module defines ``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int``; adding a command
+is one module and its name in :data:`COMMANDS`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import shlex
 import sys
@@ -15,31 +14,16 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from harness import __version__
+from harness.commands import cancel, data, doctor, download, ls, report, run, status, sweep
 from scaledet.errors import ScaleDetError
 
-# name -> one-line help used when the module is not available yet
-COMMANDS: dict[str, str] = {
-    "ls": "list suites, datasets, classes and what is present on disk",
-    "download": "download ODinW datasets (GLIP mirror or Roboflow)",
-    "data": "import a local dataset export (COCO / YOLO / VOC) into the data root",
-    "run": "run direct / finetune / fewshot / pretrain jobs on a suite",
-    "sweep": "run a sweep described by a YAML file",
-    "status": "show the state of a sweep's result cells",
-    "cancel": "cancel the running jobs of a sweep",
-    "report": "render Markdown tables and PNG figures from stored results",
-    "doctor": "check the install, the data root and the weights",
+# in the order `harness --help` lists them
+COMMANDS: dict[str, ModuleType] = {
+    "ls": ls, "download": download, "data": data, "run": run, "sweep": sweep, "status": status, "cancel": cancel,
+    "report": report, "doctor": doctor,
 }
 
 EXIT_USAGE = 2
-
-
-def _load(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(f"harness.commands.{name}")
-    except ModuleNotFoundError as error:
-        if error.name == f"harness.commands.{name}":
-            return None
-        raise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,24 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, fallback_help in COMMANDS.items():
-        module = _load(name)
-        if module is None:
-            sub = subparsers.add_parser(name, help=f"{fallback_help} (not yet available)")
-            sub.set_defaults(handler=_not_available(name))
-            continue
+    for name, module in COMMANDS.items():
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         module.configure(sub)
         sub.set_defaults(handler=module.run)
     return parser
-
-
-def _not_available(name: str):
-    def handler(_args: argparse.Namespace) -> int:
-        print(f"harness {name}: not yet available in this version", file=sys.stderr)
-        return EXIT_USAGE
-
-    return handler
 
 
 def _quiet_submitit_notice(record: logging.LogRecord) -> bool:

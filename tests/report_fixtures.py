@@ -6,6 +6,7 @@ from functools import cache
 from pathlib import Path
 
 from harness.job import JobSpec
+from harness.plan.stages import start_overrides
 from harness.reporting import UnseenRule, render_report
 from harness.reporting.cells import load_cells
 from harness.reporting.model import Table
@@ -13,6 +14,7 @@ from harness.reporting.published import load_published
 from harness.reporting.render import Report, build_report, suite_datasets
 from harness.reporting.tables import ReportInput
 from harness.run.results import ResultRecord, write_record
+from harness.run.runner import check_output, result_record
 
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_STORE = GOLDEN / "store"
@@ -70,16 +72,36 @@ def table(report: Report, name: str) -> Table:
     return next(t for t in report.tables if t.name == name)
 
 
+def transfer_spec(suite: str, dataset: str, mode: str, method: str, seed: int, shots: int | None,
+                  upstream: str | None, pretrained: str | None = None) -> JobSpec:
+    """A transfer cell as the planner writes it: starting from the pretrain cell on ``upstream`` (``A+B``), or from
+    a named ``pretrained`` model."""
+    overrides: dict[str, str] = {}
+    if upstream:
+        pretrain = JobSpec(suite, upstream, "pretrain", method, seed, None, "glip")
+        overrides.update(start_overrides(upstream.split("+"), pretrain.job_id))
+    if pretrained:
+        overrides["pretrained"] = pretrained
+    return JobSpec(suite, dataset, mode, method, seed, shots, "glip", overrides)
+
+
+def record_of(spec: JobSpec, sweep: str, output: dict | None, *, finished_at: str, git_sha: str,
+              error: str = "boom") -> ResultRecord:
+    """The record the job runner writes for ``spec``: ``output`` is a work function's return value, checked as the
+    runner checks it (``None``: the job failed with ``error``)."""
+    if output is None:
+        return result_record(spec, sweep, status="failed", error=error, finished_at=finished_at,
+                             provenance={"git_sha": git_sha})
+    return result_record(spec, sweep, status="done", finished_at=finished_at, provenance={"git_sha": git_sha},
+                         **check_output(output, "scaledet", spec.mode))
+
+
 def write_cell(root: Path, dataset: str, ap: float | None, *, mode: str = "direct", method: str = "scaledet",
                seed: int = 0, per_class: dict[str, float] | None = None, upstream: str | None = "LVIS",
                shots: int | None = None, suite: str = "demo", finished_at: str = "2026-11-01T00:00:00+00:00",
                pretrained: str | None = None) -> None:
-    """Write one result cell in the store's format (``ap=None``: a failed cell)."""
-    overrides = (("model.upstream", upstream),) if upstream else ()
-    overrides += (("pretrained", pretrained),) if pretrained else ()
-    spec = JobSpec(suite, dataset, mode, method, seed, shots, "glip", overrides)
-    measured = {"status": "failed", "error": "boom"} if ap is None else {
-        "status": "done", "metrics": {"AP": ap}, "per_class_ap": per_class or {}}
-    write_record(root, ResultRecord(sweep="s1", job_id=spec.job_id, spec=spec.to_dict(), **measured,
-                                    config={"lr": 0.0002}, text_encoder="minilm-l6", split_policy="glip",
-                                    git_sha="abc1234", finished_at=finished_at))  # fmt: skip
+    """Write one result cell as the runner writes it (``ap=None``: a failed cell)."""
+    spec = transfer_spec(suite, dataset, mode, method, seed, shots, upstream, pretrained)
+    output = None if ap is None else {"metrics": {"AP": ap}, "per_class_ap": per_class or {},
+                                      "config": {"train": {"lr": 0.0002}}, "text_encoder": "minilm-l6"}
+    write_record(root, record_of(spec, "s1", output, finished_at=finished_at, git_sha="abc1234"))

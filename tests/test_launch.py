@@ -11,7 +11,8 @@ from launch_fixtures import measured_records, toy_sweep
 from harness.cli import main
 from harness.job import JobSpec
 from harness.plan.resources import Resources
-from harness.run.launch import manifest_path, submit
+from harness.run.launch import submit
+from harness.run.manifest import manifest_path
 from harness.run.results import read_record, result_path
 from harness.workloads import get_workload
 from harness.workloads.base import Workload

@@ -50,7 +50,13 @@ def test_latex_is_booktabs_with_pm_and_escaped_text() -> None:
 def test_provenance_lists_every_value_and_the_newest_result_date() -> None:
     cells = pd.DataFrame({"commit": ["b", "a", "b"], "config_hash": ["h", "h", "h"],
                           "split_policy": ["glip"] * 3, "text_encoder": ["minilm", "clip", "clip"],
-                          "date": ["2026-01-02", "2026-03-01", "2026-02-01"]})  # fmt: skip
+                          "status": ["done"] * 3, "date": ["2026-01-02", "2026-03-01", "2026-02-01"]})  # fmt: skip
     assert provenance(cells) == {"commit": "a, b", "config_hash": "h", "split_policy": "glip",
                                  "text_encoder": "clip, minilm", "date": "2026-03-01", "results": "3"}  # fmt: skip
+    # a failed job records no config or encoder: the footer names those of the cells that gave numbers
+    failed = pd.concat([cells, pd.DataFrame({"commit": ["c"], "config_hash": ["empty"], "split_policy": ["glip"],
+                                             "text_encoder": ["unknown"], "status": ["failed"],
+                                             "date": ["2026-04-01"]})])
+    assert provenance(failed) == {"commit": "a, b, c", "config_hash": "h", "split_policy": "glip",
+                                  "text_encoder": "clip, minilm", "date": "2026-04-01", "results": "4"}
     assert provenance(cells.iloc[:0]) == {"results": "none"}

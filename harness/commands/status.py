@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.run.launch import manifest_path
+from harness.run.manifest import manifest_path
 from harness.run.sweepstate import sweep_cells
 from scaledet.errors import ConfigError
 

@@ -66,11 +66,17 @@ def staged_plan(workload: Workload, suite: str, datasets: Sequence[str], modes: 
         for names in sets:
             (job,) = _plan(suite, names, ["pretrain"], [method], seeds[:1], split_policy, pairs)
             pretrain.append(job)
-            start = {**pairs, "upstream": "+".join(names), "pretrain_job": job.job_id}
+            start = {**pairs, **start_overrides(names, job.job_id)}
             transfer += _plan(suite, datasets, transfer_modes, [method], seeds, split_policy, start, shots)
     stages = [list(dict.fromkeys(pretrain)), transfer]
     workload.check_specs(spec for stage in stages for spec in stage)
     return stages
+
+
+def start_overrides(upstream: Sequence[str], pretrain_job: str) -> dict[str, str]:
+    """What a transfer cell that starts from a pretrain cell of the same sweep carries: the upstream datasets
+    (``A+B``, read by reports) and the pretrain cell's job id (resolved to its checkpoint by the workload)."""
+    return {"upstream": "+".join(upstream), "pretrain_job": pretrain_job}
 
 
 def _plan(suite: str, datasets: Sequence[str], modes: Sequence[str], methods: Sequence[str], seeds: Sequence[int],

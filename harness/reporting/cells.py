@@ -6,7 +6,7 @@ per_class (class -> AP points), split_policy, text_encoder, commit, config_hash,
 
 ``harness.run.results.load_frame`` supplies the metrics and most fields. Three things the report needs are not
 in that frame, so they are read from each record (joined on ``job_id``): the checkpoint's upstream datasets
-(spec override or config key named in ``UPSTREAM_KEYS``), the date (``finished_at``) and a config hash
+(the spec's ``upstream`` override, which the stage planner writes: ``harness.plan.stages.start_overrides``), the date (``finished_at``) and a config hash
 (SHA-256 of the record's effective config, canonical JSON, first 12 hex digits).
 """
 
@@ -32,26 +32,13 @@ CELL_COLUMNS = [
     "split_policy", "text_encoder", "commit", "config_hash", "date",
 ]  # fmt: skip
 REPORT_MODES = ("direct", "finetune", "fewshot")  # pretrain cells are upstream results, not ODinW transfer
-UPSTREAM_KEYS = ("upstream", "model.upstream", "train.upstream", "pretrain.upstream", "checkpoint.upstream")
 CHECKPOINT_KEYS = ("pretrained", "checkpoint")  # `harness run --pretrained/--checkpoint` overrides
 
 
-def _dotted(data: Mapping[str, Any], path: str) -> Any:
-    """Value at ``a.b`` in nested dicts or under a flat ``a.b`` key; None if absent."""
-    if path in data:
-        return data[path]
-    head, _, rest = path.partition(".")
-    return _dotted(data[head], rest) if rest and isinstance(data.get(head), Mapping) else None
-
-
 def upstream_of(record: results.ResultRecord) -> str:
-    """The checkpoint's upstream datasets (``LVIS+COCO``) from the spec overrides or the config."""
+    """The checkpoint's upstream datasets (``LVIS+COCO``) from the spec's ``upstream`` override ('' if none)."""
     overrides = dict(tuple(pair) for pair in record.spec.get("overrides", ()))
-    for key in UPSTREAM_KEYS:
-        value = overrides.get(key, _dotted(record.config, key))
-        if value:
-            return value if isinstance(value, str) else "+".join(str(v) for v in value)
-    return ""
+    return str(overrides.get("upstream") or "")
 
 
 def checkpoint_of(record: results.ResultRecord) -> str:

@@ -56,11 +56,14 @@ def latex_table(table: Table) -> str:
 
 
 def provenance(cells: pd.DataFrame) -> dict[str, str]:
-    """Footer fields from the run cells: every distinct value, and the date of the newest result."""
+    """Footer fields from the run cells: every distinct value, and the date of the newest result. The config and
+    text encoder are those of the cells that gave numbers (a failed job records neither)."""
     if cells.empty:
         return {"results": "none"}
-    fields = {key: ", ".join(sorted(set(cells[key]))) for key in
-              ("commit", "config_hash", "split_policy", "text_encoder")}  # fmt: skip
+    done = cells[cells["status"] == "done"]
+    measured = done if len(done) else cells
+    fields = {key: ", ".join(sorted(set(cells[key]))) for key in ("commit", "split_policy")}
+    fields.update({key: ", ".join(sorted(set(measured[key]))) for key in ("config_hash", "text_encoder")})
     return {**fields, "date": max(cells["date"]), "results": str(len(cells))}
 
 

@@ -1,9 +1,9 @@
-"""Launching jobs: submitit executors (debug / local / slurm), resources, the checkpointable job runner.
+"""Submitting a stage: the cells that need (re)computing as one submitit job array, recorded in the sweep's
+manifest; waiting on them, with a failure record for any job whose process died before its runner wrote one.
 
 The work a job does is its :class:`~harness.workloads.base.Workload`'s function for the job's mode,
 ``work(spec, run_dir) -> dict``; the workload object travels with the job (pickled by reference to its
-functions), so a fresh SLURM process needs no lookup. The returned dict may hold the keys of
-``harness.run.results.WORK_KEYS`` (``metrics`` is required).
+functions), so a fresh SLURM process needs no lookup.
 
 Layout under the runs root: ``runs/<job id>/`` (the job's ``job.log`` and its own checkpoints),
 ``runs/_submitit/<sweep>/`` (submitit's pickles and stdout/stderr per SLURM job),
@@ -12,179 +12,25 @@ Layout under the runs root: ``runs/<job id>/`` (the job's ``job.log`` and its ow
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
-import os
-import socket
-import subprocess
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import submitit
-import torch
-import torch.distributed as dist
 
 from harness.job import JobSpec
-from harness.plan.resources import EXECUTORS, Resources
-from harness.run.results import (
-    WORK_KEYS,
-    ResultRecord,
-    atomic_write_text,
-    cells_to_run,
-    read_record,
-    result_path,
-    write_record,
-)
+from harness.plan.resources import Resources
+from harness.run.executors import make_executor
+from harness.run.manifest import update_manifest
+from harness.run.results import cells_to_run, read_record, result_path
+from harness.run.runner import TRACEBACK_TAIL, FailedRun, JobRunner
 from harness.workloads.base import Workload
-from scaledet.errors import ConfigError, ScaleDetError
-from scaledet.names import check_name
+from scaledet.errors import ScaleDetError
 
 log = logging.getLogger(__name__)
-
-TRACEBACK_TAIL = 40  # lines kept in a failure record
 CLOCK_SLACK_S = 5.0  # a record this close to the submission time counts as written by its runner
-
-
-def make_executor(kind: str, folder: Path, resources: Resources) -> submitit.Executor:
-    check_name("executor", kind, EXECUTORS)
-    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=kind)
-    params = resources.executor_parameters()
-    if kind != "slurm":
-        params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
-    if kind == "debug":
-        params = {k: v for k, v in params.items() if k == "timeout_min"}
-    executor.update_parameters(**params)
-    return executor
-
-
-def _provenance() -> dict[str, Any]:
-    packages = {}
-    for name in ("scaledet-harness", "torch", "torchvision", "submitit", "numpy"):
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return {"packages": packages, "git_sha": _git_sha(), "host": socket.gethostname()}
-
-
-def _git_sha() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _cluster_env() -> tuple[int, int, str | None]:
-    """(global rank, number of tasks, cluster job id) of this process; (0, 1, None) outside submitit."""
-    if "SUBMITIT_EXECUTOR" not in os.environ:
-        return 0, 1, None
-    env = submitit.JobEnvironment()
-    return env.global_rank, env.num_tasks, env.job_id
-
-
-@dataclass(frozen=True)
-class FailedRun:
-    """What a failed job returns under the debug executor, whose job would otherwise open pdb on an exception
-    (submitit's ``DebugJob.results`` calls ``pdb.post_mortem``); its failure record is written already."""
-
-    job_id: str
-    error: str
-
-
-class JobRunner(submitit.helpers.Checkpointable):
-    """Runs one :class:`JobSpec`: work function, then a result or failure record (by rank 0).
-
-    On preemption/timeout submitit calls :meth:`checkpoint` and requeues the job; the work function
-    resumes from its own checkpoint files in ``runs/<job id>/``.
-    """
-
-    def __init__(self, spec: JobSpec, sweep: str, results_root: Path, runs_root: Path,
-                 workload: Workload, executor: str) -> None:
-        self.spec, self.sweep, self.workload, self.executor = spec, sweep, workload, executor
-        self.results_root, self.runs_root = Path(results_root), Path(runs_root)
-
-    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
-        log.info("job %s checkpointed for requeue", self.spec.job_id)
-        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
-
-    def __call__(self) -> dict[str, Any]:
-        run_dir = self.runs_root / self.spec.job_id
-        run_dir.mkdir(parents=True, exist_ok=True)
-        rank, tasks, cluster_id = _cluster_env()
-        handler = _attach_log(run_dir / ("job.log" if rank == 0 else f"job.rank{rank}.log"))
-        started, started_at = time.time(), _now()
-        try:
-            if tasks > 1:
-                _init_distributed()
-            work = self.workload.work_for(self.spec.mode)
-            output = _check_output(work(self.spec, run_dir), self.workload.name, self.spec.mode)
-        except Exception as error:
-            if rank == 0:
-                self._write(status="failed", started=started, started_at=started_at, cluster_id=cluster_id,
-                            log_path=str(run_dir / "job.log"), error=f"{type(error).__name__}: {error}",
-                            traceback="".join(traceback.format_exc().splitlines(True)[-TRACEBACK_TAIL:]))
-            if self.executor == "debug":
-                log.error("job %s failed: %s: %s", self.spec.job_id, type(error).__name__, error)
-                return FailedRun(self.spec.job_id, f"{type(error).__name__}: {error}")  # type: ignore[return-value]
-            raise
-        finally:
-            if dist.is_initialized():
-                dist.destroy_process_group()
-            logging.getLogger().removeHandler(handler)
-            handler.close()
-        if rank == 0:
-            self._write(status="done", started=started, started_at=started_at, cluster_id=cluster_id,
-                        log_path=str(run_dir / "job.log"), **output)
-        return output
-
-    def _write(self, *, started: float, started_at: str, cluster_id: str | None, **values: Any) -> None:
-        record = ResultRecord(
-            sweep=self.sweep, job_id=self.spec.job_id, spec=self.spec.to_dict(),
-            split_policy=self.spec.split_policy, executor=self.executor, slurm_job_id=cluster_id,
-            started_at=started_at, finished_at=_now(), wall_time_s=round(time.time() - started, 3),
-            **_provenance(), **values)
-        path = write_record(self.results_root, record)
-        log.info("job %s: %s record %s", self.spec.job_id, record.status, path)
-
-
-def _check_output(output: Any, workload: str, mode: str) -> dict[str, Any]:
-    where = f"work function of {workload}/{mode}"
-    if not isinstance(output, dict) or "metrics" not in output:
-        raise ConfigError(f"{where} must return a dict with 'metrics', got {type(output).__name__}")
-    for key in output:
-        check_name("work output key", key, WORK_KEYS, where)
-    return output
-
-
-def _attach_log(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
-    return handler
-
-
-def _init_distributed() -> None:
-    env = submitit.helpers.TorchDistributedEnvironment().export()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(env.local_rank)
-    dist.init_process_group(backend=backend)
-    log.info("rank %d/%d joined %s at %s:%d", env.rank, env.world_size, backend, env.master_addr, env.master_port)
 
 
 @dataclass
@@ -234,17 +80,6 @@ class Submission:
             traceback="".join(text.splitlines(True)[-TRACEBACK_TAIL:]))
 
 
-def manifest_path(runs_root: Path, sweep: str) -> Path:
-    return Path(runs_root) / "_manifests" / f"{sweep}.json"
-
-
-def read_manifest(runs_root: Path, sweep: str) -> dict[str, Any]:
-    path = manifest_path(runs_root, sweep)
-    if not path.exists():
-        raise ConfigError(f"no manifest for sweep {sweep!r} at {path}")
-    return json.loads(path.read_text())
-
-
 def submit(
     specs: Sequence[JobSpec], *, sweep: str, results_root: Path, runs_root: Path, executor: str = "debug",
     resources: Resources | None = None, workload: Workload, overwrite: bool = False,
@@ -264,18 +99,7 @@ def submit(
         jobs = [ex.submit(runner) for runner in runners]
     submission.jobs = {spec.job_id: job for spec, job in zip(todo, jobs)}
     submission.runners = {spec.job_id: runner for spec, runner in zip(todo, runners)}
-    _update_manifest(runs_root, sweep, results_root, executor, todo, jobs)
+    update_manifest(runs_root, sweep, results_root, executor, todo, jobs)
     log.info("sweep %s: submitted %d job(s) with executor %s, %d cell(s) already there",
              sweep, len(jobs), executor, len(submission.skipped))
     return submission
-
-
-def _update_manifest(runs_root: Path, sweep: str, results_root: Path, executor: str,
-                     specs: Sequence[JobSpec], jobs: Sequence[submitit.Job]) -> None:
-    path = manifest_path(runs_root, sweep)
-    data = json.loads(path.read_text()) if path.exists() else {"sweep": sweep, "jobs": {}}
-    data["results_root"] = str(Path(results_root).resolve())
-    for spec, job in zip(specs, jobs):
-        data["jobs"][spec.job_id] = {"spec": spec.to_dict(), "executor": executor,
-                                     "cluster_job_id": str(job.job_id), "submitted_at": _now()}
-    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")

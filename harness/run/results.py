@@ -42,7 +42,7 @@ STATUSES = ("done", "failed")
 # fields that describe where/when/how a record was produced, not what it measured
 PROVENANCE_FIELDS = ("packages", "git_sha", "host", "wall_time_s", "started_at", "finished_at", "log_path",
                      "executor", "slurm_job_id")
-# keys a work function may return (see harness.run.launch.WorkFn)
+# keys a work function may return (see harness.workloads.base.WorkFn)
 WORK_KEYS = ("metrics", "per_class_ap", "image_ids", "config", "dataset_version", "dataset_sha",
              "label_space_fingerprint", "text_encoder")
 FRAME_COLUMNS = ["sweep", "job_id", "suite", "dataset", "mode", "method", "seed", "shots", "split_policy",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.run.launch import read_manifest
+from harness.run.manifest import read_manifest
 from harness.run.results import result_path
 
 log = logging.getLogger(__name__)

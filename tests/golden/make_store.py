@@ -18,7 +18,7 @@ from harness.run.results import ResultRecord, write_record
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
-from report_fixtures import GOLDEN_MD, GOLDEN_STORE, ODINW13_CLASSES, render_golden
+from report_fixtures import GOLDEN_MD, GOLDEN_STORE, ODINW13_CLASSES, record_of, render_golden, transfer_spec
 
 # (mode, method, upstream, seeds, shots, datasets left out, datasets whose runs failed)
 PLAN = [
@@ -32,18 +32,13 @@ PLAN = [
 
 def record(spec: JobSpec, names: list[str], upstream: str, day: int, failed: bool) -> ResultRecord:
     base = random.Random(f"{spec.mode}{spec.method}{upstream}{spec.dataset}{spec.shots}")
-    noise = random.Random(spec.job_id)
+    noise = random.Random(f"{spec.mode}{spec.method}{upstream}{spec.dataset}{spec.shots}{spec.seed}")
     per_class = {name: round(base.uniform(0.1, 0.85) + noise.uniform(-0.04, 0.04), 3) for name in names}
     ap = round(sum(per_class.values()) / len(per_class), 4)
-    done = {"metrics": {"AP": ap, "AP50": min(1.0, round(ap * 1.3, 4)), "AP75": round(ap * 0.9, 4)},
-            "per_class_ap": per_class}
-    return ResultRecord(
-        sweep="golden", job_id=spec.job_id, spec=spec.to_dict(), status="failed" if failed else "done",
-        **({"error": "DataError: fixture failure"} if failed else done),
-        config={"model": {"upstream": upstream.split("+")}, "train": {"lr": 0.0002}},
-        text_encoder="minilm-l6", split_policy=spec.split_policy, git_sha="e1736a0",
-        finished_at=f"2026-11-{day:02d}T12:00:00+00:00",
-    )
+    output = {"metrics": {"AP": ap, "AP50": min(1.0, round(ap * 1.3, 4)), "AP75": round(ap * 0.9, 4)},
+              "per_class_ap": per_class, "config": {"train": {"lr": 0.0002}}, "text_encoder": "minilm-l6"}
+    return record_of(spec, "golden", None if failed else output, finished_at=f"2026-11-{day:02d}T12:00:00+00:00",
+                     git_sha="e1736a0", error="DataError: fixture failure")
 
 
 def main() -> None:
@@ -53,8 +48,7 @@ def main() -> None:
             for seed in seeds:
                 for k in shots:
                     if dataset not in left_out:
-                        spec = JobSpec("odinw13", dataset, mode, method, seed, k, "glip",
-                                       (("model.upstream", upstream),))
+                        spec = transfer_spec("odinw13", dataset, mode, method, seed, k, upstream)
                         write_record(GOLDEN_STORE, record(spec, names, upstream, day, dataset in failed))
 
 
