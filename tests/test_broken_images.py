@@ -20,6 +20,7 @@ from harness.acquire.download import verify
 from harness.acquire.importers import RECORD_FILE, import_dataset
 from harness.catalog import datasets as registry
 from harness.cli import main
+from harness.workloads.scaledet.work import load_source
 from scaledet.errors import DataError
 
 SPEC = registry.get_dataset("NorthAmericaMushrooms")
@@ -88,14 +89,16 @@ def test_doctor_fails_on_a_data_root_holding_a_truncated_jpeg(tmp_path: Path, mu
     assert "".join(found(out, f"data {SPEC.name}").split()).startswith("".join(expected.split()))  # wrapped
 
 
-def test_job_start_up_check_and_download_verification_name_the_file(tmp_path: Path) -> None:
+def test_job_start_up_check_and_download_verification_name_the_file(tmp_path: Path, monkeypatch) -> None:
     root = tmp_path / "root"
     import_dataset(SPEC, ODINW / SPEC.name, root=root)
+    monkeypatch.setenv(registry.DATA_ENV, str(root))
+    assert load_source("odinw13", SPEC.name, "glip", with_train=True).eval.name == SPEC.name
     written = SPEC.annotation_path("valid", root).parent / BROKEN
     cut_short(written)
-    valid = registry.load_split(SPEC, "valid", root)
-    with pytest.raises(DataError, match=rf"cannot decode image {written}: image file is truncated"):
-        images.check_dataset_images(valid)  # what harness.workloads.scaledet.load_source runs
+    with pytest.raises(DataError, match=rf"{SPEC.name} \(.*\): 1 image file does not decode: cannot decode "
+                                        rf"image {written}: image file is truncated"):  # fmt: skip
+        load_source("odinw13", SPEC.name, "glip", with_train=True)  # a job's start-up: eval split is valid
     with pytest.raises(DataError, match=rf"split valid: 1 image file does not decode: cannot decode image {written}"):
         verify(SPEC, root)
 

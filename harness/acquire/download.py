@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from harness.acquire.images import describe, verify_images
 from harness.acquire.archives import extract
 from harness.acquire.fetch import Fetched, fetch, redact_url, sha256_file
+from harness.acquire.images import describe, verify_images
 from harness.acquire.lock import DownloadLock
 from harness.catalog.datasets import (
     DatasetSpec,

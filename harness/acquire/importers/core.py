@@ -8,10 +8,10 @@ import shutil
 import uuid
 from pathlib import Path
 
-from harness.acquire.importers.formats import READERS, detect_format, reader
-from harness.acquire.importers.splits import make_missing_splits
 from harness.acquire import images
+from harness.acquire.importers.formats import READERS, detect_format, reader
 from harness.acquire.importers.records import SourceImage
+from harness.acquire.importers.splits import make_missing_splits
 from harness.acquire.importers.summary import DroppedImage, ImportSummary, write_record
 from harness.acquire.importers.writer import write_splits
 from harness.catalog.datasets import DatasetSpec
