@@ -68,7 +68,10 @@ def read_cache(folder: Path) -> dict[str, list[int]]:
 
 def remember(folder: Path, good: Iterable[Path]) -> None:
     """Add ``good`` (files known to decode) to ``folder``'s cache, with their current size and mtime."""
-    entries = {_key(Path(p), folder): stamp for p in good if (stamp := _stamp(Path(p))) is not None}
+    _write_cache(folder, {_key(Path(p), folder): stamp for p in good if (stamp := _stamp(Path(p))) is not None})
+
+
+def _write_cache(folder: Path, entries: Mapping[str, list[int]]) -> None:
     if not entries:
         return
     cache = {**read_cache(folder), **entries}
@@ -87,7 +90,9 @@ def verify_images(paths: Sequence[Path], cache_folder: Path | None = None, *, de
     """
     paths = list(dict.fromkeys(Path(p) for p in paths))
     cache = read_cache(cache_folder) if cache_folder is not None else {}
-    todo = [p for p in paths if cache_folder is None or cache.get(_key(p, cache_folder)) != _stamp(p)]
+    stamps = {p: _stamp(p) for p in paths}  # taken before decoding: a file changed meanwhile is checked again
+    todo = [p for p in paths if cache_folder is None or stamps[p] is None
+            or cache.get(_key(p, cache_folder)) != stamps[p]]  # fmt: skip
     problems: dict[Path, str] = {}
     if todo:
         with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool, \
@@ -100,7 +105,8 @@ def verify_images(paths: Sequence[Path], cache_folder: Path | None = None, *, de
     log.debug("%s: %d images, %d decoded (%d cached), %d broken", desc, len(paths), len(todo),
               len(paths) - len(todo), len(problems))
     if cache_folder is not None and todo:
-        remember(cache_folder, (p for p in todo if p not in problems))
+        _write_cache(cache_folder, {_key(p, cache_folder): stamps[p] for p in todo
+                                    if p not in problems and stamps[p] is not None})  # fmt: skip
     return {p: problems[p] for p in paths if p in problems}  # in the order given
 
 
