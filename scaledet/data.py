@@ -16,12 +16,12 @@ from torch import Tensor
 
 from scaledet import validation
 from scaledet.errors import ConfigError, DataError
+from scaledet.images import MAX_PIXELS  # read_image without max_side refuses larger images (12 bytes/pixel)
 from scaledet.labels import LabelSpace
 from scaledet.transforms import Transform
 
 log = logging.getLogger(__name__)
 
-MAX_PIXELS = 100_000_000  # read_image without max_side refuses larger images (a float copy is 12 bytes/pixel)
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # "I" (32-bit) is taken as 16-bit data
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from scaledet.errors import DataError
+from scaledet.images import decode_problem
 
 log = logging.getLogger(__name__)
 
@@ -176,15 +177,13 @@ def check_files(image_root: Path, images: Iterable[dict[str, Any]], where: str, 
     worker. ``decode=True`` also decodes every file (catches truncated files; slower). All problems are
     collected and the first ``limit`` reported in one ``DataError``.
     """
-    from scaledet.data import read_image  # data imports this module
-
     problems: list[str] = []
     count = 0
     for image in images:
         if not isinstance(image.get("file_name"), str):
             problem: str | None = "no field 'file_name'"
         else:
-            problem = _file_problem(image_root / image["file_name"], image, decode, read_image)
+            problem = _file_problem(image_root / image["file_name"], image, decode)
         if problem:
             count += 1
             if len(problems) < limit:
@@ -195,15 +194,15 @@ def check_files(image_root: Path, images: Iterable[dict[str, Any]], where: str, 
                         f"{'; '.join(problems)}{more}")
 
 
-def _file_problem(path: Path, image: dict[str, Any], decode: bool, read_image: Any) -> str | None:
+def _file_problem(path: Path, image: dict[str, Any], decode: bool) -> str | None:
     try:
         if not path.is_file():
             return f"file {path} not found"
         if path.stat().st_size == 0:
             return f"file {path} is empty (0 bytes)"
         size = header_size(path)
-        if decode:
-            read_image(path)
+        if decode and (problem := decode_problem(path)):
+            return problem
     except DataError as error:
         return str(error)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:

@@ -19,6 +19,7 @@ from harness.catalog.datasets import load_split
 from scaledet import data as scaledet_data
 from scaledet.data import DetectionDataset, load_coco, load_image, read_image
 from scaledet.errors import DataError
+from scaledet.images import decode_problem
 
 EXIF_ORIENTATION = 0x0112
 
@@ -151,6 +152,10 @@ def test_huge_image_is_refused_over_the_pixel_limit_or_reduced_while_decoding(tm
         read_image(tmp_path / "huge.jpg")
     image, scale = load_image(tmp_path / "huge.jpg", max_side=1200)
     assert image.shape == (3, 900, 1200) and scale == (0.1, 0.1)
+    assert decode_problem(tmp_path / "huge.jpg") is None  # the pre-job check decodes it as the loader does
+    data = (tmp_path / "huge.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    assert "image file is truncated" in (decode_problem(tmp_path / "cut.jpg") or "")
     annotations = {"images": [{"id": 1, "file_name": "huge.jpg", "width": width, "height": height}],
                    "categories": [{"id": 1, "name": "a"}],
                    "annotations": [{"id": 1, "image_id": 1, "category_id": 1,

@@ -9,7 +9,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from harness.acquire.importers import RECORD_FILE, detect_format, import_dataset
+from harness.acquire.images import CACHE_NAME
+from harness.acquire.importers import RECORD_FILE, detect_format, import_dataset, writer
 from harness.catalog.datasets import ANNOTATION_FILE, get_dataset, load_split
 from scaledet.errors import ConfigError, DataError
 
@@ -233,21 +234,30 @@ def test_unknown_format_is_a_config_error(tmp_path):
         import_dataset(PACKAGES, tmp_path, "yml", root=tmp_path / "root")
 
 
-def test_existing_dataset_needs_overwrite_and_failed_import_leaves_nothing(tmp_path):
+def test_existing_dataset_needs_overwrite_and_failed_import_leaves_nothing(tmp_path, monkeypatch):
     root = tmp_path / "root"
     source = yolo_export(tmp_path / "src", ["package"], THREE_SPLITS)
     first = import_dataset(PACKAGES, source, root=root)
     assert first.folder == PACKAGES.folder(root) and PACKAGES.is_present(root)
     with pytest.raises(DataError, match="already there; pass overwrite=True"):
         import_dataset(PACKAGES, source, root=root)
-    # a crash while writing (an unreadable image) leaves the old dataset and no temporary folder
+    # an unreadable image is refused before anything is written; a crash while writing (disk full) leaves
+    # the old dataset and no temporary folder
     (source / "test" / "images" / "c.jpg").write_bytes(b"not an image")
-    with pytest.raises(DataError, match=r"cannot read image size of .*c\.jpg"):
+    with pytest.raises(DataError, match=r"1 image file does not decode: cannot decode image .*c\.jpg"):
         import_dataset(PACKAGES, source, root=root, overwrite=True)
+    make_image(source / "test" / "images" / "c.jpg")
+
+    def disk_full(*args) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer, "_copy", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        import_dataset(PACKAGES, source, root=root, overwrite=True)
+    monkeypatch.undo()
     assert sorted(p.name for p in PACKAGES.folder(root).parent.iterdir()) == [PACKAGES.variant]
     record = json.loads((PACKAGES.folder(root) / RECORD_FILE).read_text())
     assert record["splits"]["test"]["files"] == ["c.jpg"]
-    make_image(source / "test" / "images" / "c.jpg")
     (source / "test" / "images" / "d.jpg").write_bytes((source / "test" / "images" / "c.jpg").read_bytes())
     again = import_dataset(PACKAGES, source, root=root, overwrite=True)
     assert again.splits["test"].images == 2
@@ -260,7 +270,7 @@ def test_split_folder_layout_is_glip_s(tmp_path):
     folder = tmp_path / "root" / "odinw" / "Packages" / "Raw"
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == sorted([
         RECORD_FILE, f"test/{ANNOTATION_FILE}", "test/c.jpg", f"train/{ANNOTATION_FILE}", "train/a.jpg",
-        f"valid/{ANNOTATION_FILE}", "valid/b.jpg"])
+        f"valid/{ANNOTATION_FILE}", "valid/b.jpg", *(f"{split}/{CACHE_NAME}" for split in THREE_SPLITS)])
 
 
 def test_ultralytics_layout_and_val_folder_name(tmp_path):

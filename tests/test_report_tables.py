@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 from report_fixtures import golden_report, table, write_cell
 
-from harness.reporting import UnseenRule
+from harness.reporting import UnseenRule, render_report
 from harness.reporting.cells import load_cells
 from harness.reporting.model import Missing, Stat
 from harness.reporting.published import load_published, printed_means
 from harness.reporting.render import build_report, suite_datasets
 from harness.reporting.tables import ReportInput
 from scaledet.errors import DataError
+from scaledet.evaluation import coco_eval
 
 UNSEEN_Y = UnseenRule("only y of A", lambda upstream: {"A": frozenset({"y"})})
 
@@ -171,3 +172,36 @@ def test_default_unseen_rule_is_the_catalogs_names_rule_per_dataset() -> None:
     assert expected == {"CoW", "chanterelle"}  # the demo's unseen classes
     assert found == {"NorthAmericaMushrooms": frozenset(expected), "Raccoon": frozenset()}  # each dataset's own
     assert 'rule="names"' in rule.name
+
+
+def _per_class_with_a_class_lacking_ground_truth() -> dict[str, float]:
+    """Per-class AP as scaledet.evaluation.coco_eval gives it: x found, y has no ground truth (AP -1)."""
+    gt = {"images": [{"id": 1, "width": 100, "height": 100}],
+          "categories": [{"id": 1, "name": "x"}, {"id": 2, "name": "y"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40], "area": 1600,
+                           "iscrowd": 0}]}  # fmt: skip
+    per_class = coco_eval(gt, [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40], "score": 0.9}])["per_class"]
+    assert per_class == {"x": 1.0, "y": -1.0}
+    return per_class
+
+
+def test_class_without_ground_truth_is_left_out_of_class_means(tmp_path: Path) -> None:
+    write_cell(tmp_path, "A", 0.5, per_class=_per_class_with_a_class_lacking_ground_truth())
+    write_cell(tmp_path, "B", 0.6, per_class={"z": 0.6})
+    report = _report(tmp_path)  # the unseen rule counts only A's class y, the one without ground truth
+    for name in ("averages_direct", "scaling"):
+        averages = table(report, name)
+        row = averages.rows[0].label
+        assert averages.cell(row, "mAP_C") == Stat(80.0, 0.0, 1)  # (100 + 60) / 2; y is left out
+        assert averages.cell(row, "mAP_unseen").text() == "– (no ground truth)"
+        assert any("no ground truth" in note and "A: y." in note for note in averages.footnotes)
+    ablation = table(report, "ablation")
+    assert ablation.cell("LVIS", "L_hl+L_sl mAP_C") == Stat(80.0, 0.0, 1)
+    assert any("A: y." in note for note in ablation.footnotes)
+    assert not any("no ground truth" in note for note in table(report, "averages_finetune").footnotes)
+
+
+def test_report_with_a_class_without_ground_truth_renders(tmp_path: Path) -> None:
+    write_cell(tmp_path / "store", "A", 0.5, per_class=_per_class_with_a_class_lacking_ground_truth())
+    text = render_report(tmp_path / "store", "demo", tmp_path / "out", unseen=UNSEEN_Y).read_text()
+    assert "| – (no ground truth) |" in text and "A: y." in text

@@ -3,8 +3,9 @@
 Per dataset: fetch the source's zip (resumable, :mod:`harness.acquire.fetch`) into ``<root>/odinw/.downloads``,
 compare its sha256 with the lock file (:mod:`harness.acquire.lock`; recorded on the first verified
 download), unpack it into a staging folder (:mod:`harness.acquire.archives`: entries escaping the folder are
-refused), check the registry's categories, image files and image/box counts, then move the folder into
-``spec.folder(root)`` and mark the dataset complete. A dataset already complete is left alone.
+refused), check the registry's categories, image files (each decoded once: :mod:`harness.acquire.images`)
+and image/box counts, then move the folder into ``spec.folder(root)`` and mark the dataset complete. A
+dataset already complete is left alone.
 
 Sources are objects (see :class:`Source`): :class:`GlipMirror` (GLIP's Hugging Face mirror, one zip per
 dataset holding every variant; only the registry's variant is kept) and
@@ -26,6 +27,7 @@ from typing import ClassVar, Protocol
 
 from harness.acquire.archives import extract
 from harness.acquire.fetch import Fetched, fetch, redact_url, sha256_file
+from harness.acquire.images import describe, verify_images
 from harness.acquire.lock import DownloadLock
 from harness.catalog.datasets import (
     DatasetSpec,
@@ -199,7 +201,8 @@ def _install(spec: DatasetSpec, source: Source, archive: Path, root: Path) -> tu
 
 
 def verify(spec: DatasetSpec, root: Path) -> tuple[dict[str, int], dict[str, int]]:
-    """Categories, image files and image/box counts of ``spec`` under ``root`` against the registry."""
+    """Categories, image files (present and decoding) and image/box counts of ``spec`` under ``root``
+    against the registry."""
     images, boxes, problems = {}, {}, []
     for split in spec.splits:
         path = spec.annotation_path(split, root)
@@ -211,6 +214,11 @@ def verify(spec: DatasetSpec, root: Path) -> tuple[dict[str, int], dict[str, int
         missing = [img["file_name"] for img in data.images if not (data.image_root / img["file_name"]).is_file()]
         if missing:
             problems.append(f"split {split}: {len(missing)} listed image files are missing (first {missing[0]!r})")
+        else:  # every file decodes (cached beside the split's json, moved into place with it)
+            broken = verify_images([data.image_root / img["file_name"] for img in data.images],
+                                    data.image_root, desc=f"check {spec.name} {split} images")
+            if broken:
+                problems.append(f"split {split}: {describe(broken)}")
         for what, found, expected in (("images", images, spec.images), ("boxes", boxes, spec.boxes)):
             if expected.get(split) is not None and found[split] != expected[split]:
                 problems.append(f"split {split}: {found[split]} {what}, the registry expects {expected[split]}")

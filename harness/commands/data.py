@@ -25,11 +25,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub.add_argument("--root", type=Path, help="data root (default: $SCALEDET_DATA or the user cache)")
     sub.add_argument("--seed", type=int, default=0, help="seed for splits the source lacks (default: 0)")
     sub.add_argument("--overwrite", action="store_true", help="replace the dataset if it is already there")
+    sub.add_argument("--drop-broken-images", action="store_true",
+                     help="leave out images that do not decode (and their annotations), counted in the summary; "
+                          "without it a broken image stops the import, naming the file")
 
 
 def run(args: argparse.Namespace) -> int:
     spec = get_dataset(args.name)
-    summary = import_dataset(spec, args.source, args.fmt, args.root, args.seed, overwrite=args.overwrite)
+    summary = import_dataset(spec, args.source, args.fmt, args.root, args.seed, overwrite=args.overwrite,
+                             drop_broken_images=args.drop_broken_images)
     for line in summary.lines():
         print(line)
     return 0

@@ -1,9 +1,9 @@
 """`harness doctor`: check an install and a data root, and say what to fix.
 
 Each check is a row ``ok`` / ``warn`` / ``fail`` with what to do; the exit code is 1 when a row fails.
-Checks only locate files (no model is loaded, no network is used): versions, GPU, SLURM commands, the
-suite's data (annotation files, image counts against the registry, image files on disk, the download lock
-file), the MiniLM and OpenCLIP text weights and the EfficientNet-Lite0 backbone weights.
+Checks locate files and decode the data's images (once: cached; no model is loaded, no network is used): versions, GPU, SLURM commands, the
+suite's data (annotation files, image counts against the registry, image files on disk and decoding, the
+download lock file), the MiniLM and OpenCLIP text weights and the EfficientNet-Lite0 backbone weights.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from harness.acquire import images
 from harness.acquire.lock import DownloadLock
 from harness.catalog import datasets as registry
 from harness.commands.ls import root_line, upstream_roots
@@ -227,7 +228,8 @@ def _read_lock(root: Path) -> tuple[Check, dict[str, dict]] | None:
 
 def verify_dataset(spec: registry.DatasetSpec, root: Path | None, lock: dict[str, dict]) -> Check:
     """Annotation files present and readable with the registry's categories, image counts as the registry
-    says (where known), every listed image file on disk; the lock file's view is noted."""
+    says (where known), every listed image file on disk and decoding (cached, :mod:`harness.acquire.images`);
+    the lock file's view is noted."""
     name = f"data {spec.name}"
     entry = lock.get(spec.name)
     note = "" if not isinstance(entry, dict) else (
@@ -249,6 +251,11 @@ def verify_dataset(spec: registry.DatasetSpec, root: Path | None, lock: dict[str
         if absent:
             return Check(name, FAIL, f"{split}: {absent} of {len(dataset.images)} image files missing under "
                          f"{dataset.image_root}{note}", f"re-get the data: {get}")
+        broken = images.verify_images([dataset.image_root / img["file_name"] for img in dataset.images],
+                                      dataset.image_root, desc=f"check {spec.name} {split} images")
+        if broken:
+            return Check(name, FAIL, f"{split}: {images.describe(broken)}{note}",
+                         f"re-get the data: {get} (data import --drop-broken-images leaves them out)")
         expected = spec.images.get(split)
         counts.append(f"{split} {len(dataset.images)}")
         if expected is not None and expected != len(dataset.images):

@@ -1,11 +1,13 @@
 """The three averages (over datasets, over all classes, over unseen classes), aggregated over seeds.
 
 Each average is first computed per seed, on seeds that have a result for every dataset of the suite;
-the reported value is the mean ± sample std of those per-seed scores.
+the reported value is the mean ± sample std of those per-seed scores. A class with no ground truth in the
+evaluation split (per-class AP NaN in the cells, -1 in the record) is left out of the class averages.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ import pandas as pd
 
 from harness.reporting.model import Cell, Missing, Stat
 
+NO_GROUND_TRUTH = Missing("– (no ground truth)")  # a class value, or a class mean with no class to average
 Unseen = Mapping[str, frozenset[str]]  # dataset -> unseen class names
 SeedScore = Callable[[pd.DataFrame], float | None]  # one seed's cells (one per dataset) -> score
 
@@ -61,8 +64,23 @@ def dataset_mean(cells: pd.DataFrame) -> float:
 
 def class_mean(cells: pd.DataFrame) -> float | None:
     """Mean of per-class AP pooled over all datasets of one seed (None without per-class AP)."""
-    values = [ap for per_class in cells["per_class"] for ap in per_class.values()]
+    values = [ap for per_class in cells["per_class"] for ap in per_class.values() if not math.isnan(ap)]
     return statistics.fmean(values) if values else None
+
+
+def no_ground_truth(cells: pd.DataFrame) -> list[tuple[str, str]]:
+    """(dataset, class) of every class with no ground truth in the done ``cells``, sorted, each once."""
+    done = cells[cells["status"] == "done"]
+    return sorted({(str(d), name) for d, per_class in zip(done["dataset"], done["per_class"], strict=True)
+                   for name, ap in per_class.items() if math.isnan(ap)})  # fmt: skip
+
+
+def class_cell(group: pd.DataFrame, datasets: Sequence[str]) -> Cell:
+    """The mean over all classes of one checkpoint, or why it cannot be given."""
+    cell = over_seeds(group, datasets, class_mean)
+    if cell != Missing("n/a"):
+        return cell
+    return NO_GROUND_TRUTH if no_ground_truth(group) else Missing("n/a (no per-class AP)")
 
 
 def unseen_mean(unseen: Unseen) -> SeedScore:
@@ -70,7 +88,8 @@ def unseen_mean(unseen: Unseen) -> SeedScore:
 
     def score(cells: pd.DataFrame) -> float | None:
         values = [ap for dataset, per_class in zip(cells["dataset"], cells["per_class"], strict=True)
-                  for name, ap in per_class.items() if name in unseen.get(dataset, frozenset())]  # fmt: skip
+                  for name, ap in per_class.items()
+                  if name in unseen.get(dataset, frozenset()) and not math.isnan(ap)]  # fmt: skip
         return statistics.fmean(values) if values else None
 
     return score
@@ -87,4 +106,7 @@ def unseen_cell(group: pd.DataFrame, datasets: Sequence[str], rule: UnseenRule |
     if not any(unseen.get(d) for d in datasets):
         return Missing("n/a (no unseen classes)")
     cell = over_seeds(group, datasets, unseen_mean(unseen))
-    return Missing("n/a (no per-class AP)") if cell == Missing("n/a") else cell
+    if cell != Missing("n/a"):
+        return cell
+    lacking = {(d, name) for d, name in no_ground_truth(group) if name in unseen.get(d, frozenset())}
+    return NO_GROUND_TRUTH if lacking else Missing("n/a (no per-class AP)")

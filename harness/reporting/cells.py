@@ -2,7 +2,8 @@
 
 A cell row has: suite, dataset, mode, method, upstream (the checkpoint's upstream datasets joined by
 ``+``, '' if unknown), checkpoint (``--pretrained`` name or ``--checkpoint`` path, '' if none), seed, shots (0 outside few-shot), status, ap (points x100, NaN if failed),
-per_class (class -> AP points), split_policy, text_encoder, commit, config_hash, date.
+per_class (class -> AP points; NaN for a class with no ground truth in the evaluation split, stored as AP
+``NO_GROUND_TRUTH`` = -1 by the pycocotools convention), split_policy, text_encoder, commit, config_hash, date.
 
 ``harness.run.results.load_frame`` supplies the metrics and most fields. Three things the report needs are not
 in that frame, so they are read from each record (joined on ``job_id``): the checkpoint's upstream datasets
@@ -33,6 +34,7 @@ CELL_COLUMNS = [
 ]  # fmt: skip
 REPORT_MODES = ("direct", "finetune", "fewshot")  # pretrain cells are upstream results, not ODinW transfer
 CHECKPOINT_KEYS = ("pretrained", "checkpoint")  # `harness run --pretrained/--checkpoint` overrides
+NO_GROUND_TRUTH = -1.0  # per-class AP of a class without ground truth (pycocotools; scaledet.evaluation)
 
 
 def upstream_of(record: results.ResultRecord) -> str:
@@ -67,6 +69,11 @@ def _points(value: float, where: str) -> float:
     return 100.0 * value
 
 
+def _class_points(value: float, where: str) -> float:
+    """A per-class AP in points; NaN for a class with no ground truth (AP ``NO_GROUND_TRUTH``)."""
+    return math.nan if value == NO_GROUND_TRUTH else _points(value, where)
+
+
 def _text(value: Any) -> str:
     return "unknown" if value is None or pd.isna(value) else str(value)
 
@@ -84,7 +91,7 @@ def _cell(job: pd.DataFrame, extras: Mapping[str, str]) -> dict[str, Any]:
         "upstream": extras["upstream"], "checkpoint": extras["checkpoint"], "seed": int(first["seed"]),
         "shots": 0 if pd.isna(first["shots"]) else int(first["shots"]), "status": str(first["status"]),
         "ap": _points(float(overall.iloc[0]), where) if done else math.nan,
-        "per_class": {str(n): _points(float(v), where) for n, v in zip(classes["class_name"], classes["value"],
+        "per_class": {str(n): _class_points(float(v), where) for n, v in zip(classes["class_name"], classes["value"],
                                                                           strict=True)},
         "split_policy": _text(first["split_policy"]), "text_encoder": _text(first["text_encoder"]),
         "commit": _text(first["git_sha"]), "config_hash": extras["config_hash"], "date": extras["date"],

@@ -115,8 +115,7 @@ def summary_table(inp: ReportInput) -> Table:
 
 
 def _averages(group: pd.DataFrame, inp: ReportInput) -> tuple[Cell, Cell, Cell]:
-    classes = avg.over_seeds(group, inp.datasets, avg.class_mean)
-    classes = Missing("n/a (no per-class AP)") if classes == Missing("n/a") else classes
+    classes = avg.class_cell(group, inp.datasets)
     return (avg.over_seeds(group, inp.datasets, avg.dataset_mean), classes,
             avg.unseen_cell(group, inp.datasets, inp.unseen))  # fmt: skip
 
@@ -128,11 +127,26 @@ def average_notes(inp: ReportInput) -> tuple[str, ...]:
     return (*notes, f"Unseen-class rule: {rule}.", CELL_NOTE)
 
 
+def no_ground_truth_notes(cells: pd.DataFrame) -> tuple[str, ...]:
+    """A footnote naming the classes left out of the class averages for lack of ground truth (if any)."""
+    lacking = avg.no_ground_truth(cells)
+    if not lacking:
+        return ()
+    by_dataset: dict[str, list[str]] = {}
+    for dataset, name in lacking:
+        by_dataset.setdefault(dataset, []).append(name)
+    names = "; ".join(f"{dataset}: {', '.join(classes)}" for dataset, classes in by_dataset.items())
+    note = (f"{avg.NO_GROUND_TRUTH.reason}: classes with no ground truth in the evaluation split (per-class AP "
+            f"-1, the pycocotools convention) are left out of mAP_C and mAP_unseen, in at least one seed: "
+            f"{names}.")  # fmt: skip
+    return (note,)
+
+
 def averages_table(inp: ReportInput, mode: str) -> Table:
     """The three averages per method/checkpoint for one mode (run results only)."""
     rows = tuple(Row(label, _averages(g, inp), m, u) for label, m, u, g in _groups(_mode(inp, mode)))
     return Table(f"averages_{mode}", f"Three averages, {MODE_TITLES[mode]}", AVERAGE_COLUMNS, rows,
-                 footnotes=average_notes(inp))
+                 footnotes=(*average_notes(inp), *no_ground_truth_notes(_mode(inp, mode))))
 
 
 def ablation_table(inp: ReportInput) -> Table:
@@ -149,18 +163,20 @@ def ablation_table(inp: ReportInput) -> Table:
     columns = ("L_hl mAP", "L_hl mAP_C", "L_hl+L_sl mAP", "L_hl+L_sl mAP_C")
     legend = (f"{SCALEDET_HARD.label} = method {SCALEDET_HARD.name} (hard label loss only); "
               f"L_hl+L_sl = method {SCALEDET.name}. Rows: the checkpoints' upstream datasets.")  # fmt: skip
-    notes = (legend, *average_notes(inp)[:2], CELL_NOTE)
+    notes = (legend, *average_notes(inp)[:2], CELL_NOTE, *no_ground_truth_notes(pairs))
     return Table("ablation", "Ablation: hard vs hard + soft label loss, direct transfer (like Table 8b)",
                  columns, tuple(rows), stub="upstream", footnotes=notes)
 
 
 def scaling_table(inp: ReportInput, method: str = "scaledet") -> Table:
     """Figures 3-4 data: direct transfer of ``method`` per checkpoint, by number of upstream datasets."""
-    groups = [(u, g) for _, m, u, g in _groups(_mode(inp, "direct")) if m == method and u]
+    direct = _mode(inp, "direct")
+    groups = [(u, g) for _, m, u, g in _groups(direct) if m == method and u]
     rows = tuple(Row(f"{len(u.split('+'))}: {u}", (*_averages(g, inp), *_dataset_cells(g, inp.datasets)),
                      method, u) for u, g in groups)  # fmt: skip
     notes = ((f"Method {method}, direct transfer; rows are checkpoints ordered by their number of "
-             "upstream datasets."), *average_notes(inp))  # fmt: skip
+             "upstream datasets."), *average_notes(inp), 
+             *no_ground_truth_notes(direct[direct["method"].eq(method) & direct["upstream"].ne("")]))  # fmt: skip
     return Table("scaling", f"Scaling the upstream datasets: {method}, direct transfer (Figures 3-4)",
                  (*AVERAGE_COLUMNS, *inp.datasets), rows, stub="upstream datasets", footnotes=notes)
 

@@ -2,7 +2,8 @@
 
 ``import_dataset(spec, source, fmt, root, seed)`` writes ``<root>/odinw/<Name>/<variant>/<split file>`` with
 each split's images beside its json, category ids from the registry (matched by name), boxes clipped to the
-image (zero-area ones dropped), splits the source lacks drawn from ``train`` with a recorded seed, and an
+image (zero-area ones dropped), every image decoded first (a broken one refused, or dropped with
+``drop_broken_images``), splits the source lacks drawn from ``train`` with a recorded seed, and an
 ``import.json`` record. Modules: ``coco``, ``yolo``, ``voc`` (readers), ``formats`` (auto-detection),
 ``splits``, ``writer``, ``summary``, ``core``.
 """

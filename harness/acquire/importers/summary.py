@@ -33,6 +33,16 @@ class MadeSplit:
 
 
 @dataclass(frozen=True)
+class DroppedImage:
+    """A source image left out because it does not decode (``--drop-broken-images``), with its boxes."""
+
+    split: str
+    file_name: str
+    boxes: int
+    problem: str
+
+
+@dataclass(frozen=True)
 class ImportSummary:
     """What :func:`harness.acquire.importers.import_dataset` wrote."""
 
@@ -45,6 +55,7 @@ class ImportSummary:
     made_splits: Mapping[str, MadeSplit] = field(default_factory=dict)
     ignored_splits: tuple[str, ...] = ()  # source splits the registry record does not have
     notices: tuple[str, ...] = ()  # README / licence files copied from the export
+    dropped: tuple[DroppedImage, ...] = ()  # broken images left out (with their annotations)
 
     @property
     def fixes(self) -> dict[str, int]:
@@ -71,6 +82,11 @@ class ImportSummary:
         for split, made in self.made_splits.items():
             out.append(f"{self.dataset}: made split {split} from {made.from_split}: {made.images} images "
                        f"(fraction {made.fraction:.4f}, seed {self.seed})")
+        if self.dropped:
+            boxes = sum(d.boxes for d in self.dropped)
+            files = ", ".join(f"{d.split}/{d.file_name}" for d in self.dropped)
+            out.append(f"{self.dataset}: dropped {len(self.dropped)} broken image(s) that do not decode and their "
+                       f"{boxes} box(es) (--drop-broken-images): {files}")
         if self.ignored_splits:
             out.append(f"{self.dataset}: source splits not in the registry record, not imported: "
                        f"{', '.join(self.ignored_splits)}")
@@ -87,6 +103,8 @@ class ImportSummary:
                             for s, m in self.made_splits.items()},
             "ignored_splits": list(self.ignored_splits),
             "notices": list(self.notices),
+            "dropped_broken_images": [{"split": d.split, "file": d.file_name, "boxes": d.boxes,
+                                       "problem": d.problem} for d in self.dropped],
             "splits": {s: {"images": c.images, "boxes": c.boxes, "fixes": dict(c.fixes),
                            "files": list(c.files)} for s, c in self.splits.items()},
         }

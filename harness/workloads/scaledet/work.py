@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from harness.acquire.images import check_dataset_images
 from harness.catalog import datasets as registry
 from harness.job import JobSpec
 from harness.workloads.fewshot import sample_shots, subset
@@ -35,7 +36,7 @@ from harness.workloads.methods import METHODS
 from harness.workloads.schedule import Schedule
 from scaledet import checkpoints as ckpt
 from scaledet.config import Config, load_config, preset, with_overrides
-from scaledet.data import CocoDataset, check_image_files
+from scaledet.data import CocoDataset
 from scaledet.distributed import resolve_device
 from scaledet.engine import evaluate, train
 from scaledet.errors import CheckpointError, ConfigError, WeightsUnavailableError
@@ -108,9 +109,9 @@ def load_source(suite: str, name: str, split_policy: str, with_train: bool, prom
     split = spec.eval_split(split_policy)
     eval_records = registry.load_split(spec, split)
     train_records = registry.load_split(spec, "train") if with_train else None
-    for records in (eval_records, train_records):  # a missing image fails now, naming it, not hours later
+    for records in (eval_records, train_records):  # a missing or broken image fails now, not hours later
         if records is not None:
-            check_image_files(records)
+            check_dataset_images(records)
     files = tuple(spec.annotation_path(s) for s in (["train"] if with_train else []) + [split])
     prompt_names = spec.prompt_overrides if prompts == "glip" and spec.prompt_overrides else None
     return Source(name, spec.class_names, prompt_names, train_records, eval_records, files,
