@@ -8,6 +8,9 @@ its GPU budget, computed by ``harness.workloads.scaledet.budget`` (as ``harness 
 
     GPU-hours = train.max_steps x data.batch_size / (images per second per GPU) / 3600
 
+``data.batch_size`` is Table C's batch and is GLOBAL (all ranks together, detectron2's IMS_PER_BATCH): each of
+the 8 tasks of a pretrain job (one per GPU) loads batch / 8 images per step, e.g. 64 -> 8 per GPU.
+
 Images per second per GPU are NOT measured here (no GPU on the development machine); they come from
 Detic's model zoo (docs/MODEL_ZOO.md, 8 x V100, the CenterNet2 recipe ScaleDet builds on):
 
@@ -33,6 +36,7 @@ from harness.job import JobSpec
 from harness.workloads.scaledet import budget
 from harness.workloads.scaledet.budget import RATES
 from harness.workloads.schedule import FINETUNE_EPOCHS
+from scaledet.engine import per_rank_batch
 
 log = logging.getLogger("make_scaledet_sweeps")
 OUT = Path(__file__).parent / "scaledet_sweeps"
@@ -55,7 +59,7 @@ class Pretrain:
     datasets: tuple[str, ...]
     method: str
     steps: int
-    batch: int
+    batch: int  # global, over the GPUS ranks of the job
     backbone: str = "r50"
 
     @property
@@ -102,11 +106,14 @@ def pretrain_file(stem: str, run: Pretrain, table: str) -> str:
     rate, source = RATES[run.backbone].images_per_second, RATES[run.backbone].source
     hours = run.gpu_hours()
     wall = hours / GPUS
+    per_gpu = per_rank_batch(run.batch, GPUS)  # fails here for a batch the GPUs do not divide
     lines = [
         f"# {table}: {run.method} on {run.name} ({run.backbone}, {TRAIN_SIZE[run.backbone]} px), Table C schedule.",
         "# Written by benchmarks/make_scaledet_sweeps.py; edit that script, not this file.",
         (f"# GPU budget: {run.steps:,} iterations x {run.batch} images / {rate:.2f} images/s/GPU "
          f"= {hours:,.1f} GPU-hours ({wall:,.1f} h on {GPUS} GPUs)"),
+        (f"#   data.batch_size {run.batch} is the global batch: {per_gpu} images per GPU per step on the "
+         f"{GPUS} tasks below"),
         f"#   rate: {source}",
         f"# pretrain job id: {run.spec().job_id} (checkpoints in runs/{run.spec().job_id}/)",
         "# Evaluation on the four upstream val sets (COCO AP for C and O365, LVIS federated AP, OpenImages",

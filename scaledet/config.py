@@ -46,7 +46,7 @@ class DataConfig:
     scale_range: tuple[float, float] = (0.1, 2.0)
     hflip_prob: float = 0.5
     repeat_threshold: float = 0.001  # LVIS-style t; 0 disables repeat factor sampling
-    batch_size: int = 8
+    batch_size: int = 8  # global, all ranks together (detectron2's IMS_PER_BATCH): each loads batch_size / world size
     num_workers: int = 2
     single_dataset: bool = False  # the baseline trains on exactly one dataset
 

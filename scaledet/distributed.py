@@ -30,6 +30,18 @@ def _env_int(*names: str, default: int) -> int:
     return default
 
 
+def env_local_rank() -> int:
+    """This process's index on its node: ``LOCAL_RANK`` (torchrun, submitit's export), else ``SLURM_LOCALID``, else 0."""
+    return _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
+
+
+def world_size() -> int:
+    """Processes of this run: the joined process group's size, else ``WORLD_SIZE`` / ``SLURM_NTASKS``, else 1."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return _env_int("WORLD_SIZE", "SLURM_NTASKS", default=1)
+
+
 def init_distributed(device: torch.device) -> DistInfo:
     """Join the process group when ``WORLD_SIZE`` (torchrun) or ``SLURM_NTASKS`` (> 1) say so.
 
@@ -38,7 +50,7 @@ def init_distributed(device: torch.device) -> DistInfo:
     """
     world = _env_int("WORLD_SIZE", "SLURM_NTASKS", default=1)
     rank = _env_int("RANK", "SLURM_PROCID", default=0)
-    local = _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
+    local = env_local_rank()
     if world <= 1:
         return DistInfo(0, 1, 0)
     if device.type == "cuda":
@@ -52,13 +64,21 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), local)
 
 
-def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
-    """``None``/"auto" → CUDA (this process's local GPU) when available, else CPU."""
+def resolve_device(device: str | torch.device | None, local_rank: int | None = None) -> torch.device:
+    """``None``/"auto" → CUDA when available, else CPU; CUDA without an index → this process's local GPU.
+
+    The local GPU is ``cuda:<local_rank>``, by default :func:`env_local_rank` (``LOCAL_RANK``, then
+    ``SLURM_LOCALID``, then 0), so rank k of a node runs on its GPU k. An explicit index (``cuda:1``) is kept.
+    """
     if device in (None, "auto"):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+        local = env_local_rank() if local_rank is None else local_rank
+        count = max(torch.cuda.device_count(), 1)
+        if local >= count:
+            log.warning("local rank %d but %d visible CUDA device(s): sharing cuda:%d", local, count, local % count)
+        device = torch.device("cuda", local % count)
     return device
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from scaledet import checkpoints as ckpt
 from scaledet.config import Config, TrainConfig, load_config
 from scaledet.data import CocoDataset, DetectionDataset, category_mapping, collate, read_image
 from scaledet.detector import ScaleDetDetector, build_detector
-from scaledet.distributed import DistInfo, barrier, init_distributed, resolve_device
+from scaledet.distributed import DistInfo, barrier, init_distributed, resolve_device, world_size
 from scaledet.errors import ConfigError, ScaleDetError
 from scaledet.labels import LabelSpace
 from scaledet.sampling import RepeatFactorSampler, repeat_factors
@@ -54,6 +53,22 @@ def lr_lambda(cfg: TrainConfig):
     return factor
 
 
+def per_rank_batch(batch: int, world_size: int) -> int:
+    """Images each rank loads per step: ``data.batch_size`` is the global batch over all ranks (detectron2's
+    IMS_PER_BATCH), so each of ``world_size`` ranks loads ``batch / world_size``; ``ConfigError`` if that is
+    not a whole number (or ``batch`` < 1)."""
+    if world_size < 1:
+        raise ConfigError(f"world size must be >= 1, got {world_size}")
+    if batch < 1 or batch % world_size:
+        problem = "is not positive" if batch < 1 else f"is not divisible by the world size {world_size}"
+        raise ConfigError(
+            f"data.batch_size {batch} {problem}: data.batch_size is the global batch over all {world_size} "
+            f"rank(s) (each loads data.batch_size / world size); set a positive multiple of {world_size} "
+            "or change the number of tasks"
+        )
+    return batch // world_size
+
+
 def _sampler(cfg: Config, datasets: Sequence[CocoDataset], info: DistInfo) -> RepeatFactorSampler:
     factors: list[float] = []
     for ds in datasets:
@@ -62,17 +77,18 @@ def _sampler(cfg: Config, datasets: Sequence[CocoDataset], info: DistInfo) -> Re
     return RepeatFactorSampler(factors, cfg.train.seed, info.rank, info.world_size)
 
 
-def _loader(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace, sampler) -> Any:
+def _loader(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace, sampler, batch: int) -> Any:
+    """The training loader of one rank, ``batch`` images per step (its share of the global batch)."""
     mappings = [category_mapping(ds, label_space) for ds in datasets]
     transform = LargeScaleJitter(cfg.data.train_size, cfg.data.scale_range, cfg.data.hflip_prob)
     dataset = DetectionDataset(list(datasets), mappings, transform)
     return torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.data.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
+        dataset, batch_size=batch, sampler=sampler, num_workers=cfg.data.num_workers,
         collate_fn=collate, generator=torch.Generator(),  # keep the global RNG untouched (exact resume)
     )
 
 
-def _resume(out_dir: Path, model, optimizer, scheduler, sampler, label_space: LabelSpace) -> int:
+def _resume(out_dir: Path, model, optimizer, scheduler, sampler, label_space: LabelSpace, info: DistInfo) -> int:
     last = ckpt.find_last(out_dir)
     if last is None:
         return 0
@@ -82,7 +98,8 @@ def _resume(out_dir: Path, model, optimizer, scheduler, sampler, label_space: La
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     sampler.load_state_dict(state["sampler"])
-    ckpt.set_rng_state(state["rng"])
+    ranks = state.get("rng_ranks")  # every rank's own RNG state (DDP): its RoI sampling etc. continue exactly
+    ckpt.set_rng_state(ranks[info.rank] if ranks and len(ranks) == info.world_size else state["rng"])
     log.info("resumed from %s at step %d", last, state["step"])
     return int(state["step"])
 
@@ -107,13 +124,16 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
 
     Each dataset's categories (in id order) map onto ``label_space.indices_of(dataset.name)``. Writes
     checkpoints to ``out_dir`` every ``train.checkpoint_every`` steps and at the end; with ``resume`` it
-    continues from ``out_dir/last.pt`` exactly. Under torchrun/SLURM (WORLD_SIZE > 1) it runs DDP.
-    ``init_state`` (model weights, e.g. a pretrained detector's) starts a fresh run; a resumed run ignores it.
+    continues from ``out_dir/last.pt`` exactly. Under torchrun/SLURM (WORLD_SIZE > 1) it runs DDP, rank k on
+    ``cuda:<LOCAL_RANK>`` when ``device`` is None/"cuda"; ``data.batch_size`` is the global batch (each rank
+    loads its share, :func:`per_rank_batch`). ``init_state`` (model weights, e.g. a pretrained detector's)
+    starts a fresh run; a resumed run ignores it.
     """
     if cfg.data.single_dataset and len(datasets) != 1:
         raise ConfigError(f"method '{cfg.method}' trains on exactly one dataset, got {len(datasets)}")
+    batch = per_rank_batch(cfg.data.batch_size, world_size())  # before joining the group or building anything
     out_dir = Path(out_dir)
-    device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    device = resolve_device(device)
     info = init_distributed(device)
     torch.manual_seed(cfg.train.seed)
     model = build_detector(cfg.model, label_space, load_weights=init_state is None)
@@ -124,13 +144,13 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     optimizer = torch.optim.Adam(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train))
     sampler = _sampler(cfg, datasets, info)
-    step = _resume(out_dir, model, optimizer, scheduler, sampler, label_space) if resume else 0
+    step = _resume(out_dir, model, optimizer, scheduler, sampler, label_space, info) if resume else 0
     wrapped = model
     if info.world_size > 1:
         ids = [device.index] if device.type == "cuda" else None
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     loop = _Loop(cfg, wrapped, model, optimizer, scheduler, sampler, info, out_dir, device, label_space)
-    return loop.run(_loader(cfg, datasets, label_space, sampler), step)
+    return loop.run(_loader(cfg, datasets, label_space, sampler, batch), step)
 
 
 class _Loop:
@@ -191,12 +211,16 @@ class _Loop:
         return {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in losses.items()}, "lr": self.scheduler.get_last_lr()[0]}
 
     def save(self, step: int) -> Path | None:
-        path = None
+        path, rng = None, ckpt.rng_state()
+        extra: dict[str, Any] = {}
+        if self.info.world_size > 1:  # the ranks' RNGs differ (their images differ): each resumes its own
+            extra["rng_ranks"] = [None] * self.info.world_size
+            dist.all_gather_object(extra["rng_ranks"], rng)
         if self.info.is_main:
             path = ckpt.save_checkpoint({
                 "step": step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
-                "rng": ckpt.rng_state(), "label_space": self.model.label_state(), "config": self.cfg.to_dict(),
+                "rng": rng, "label_space": self.model.label_state(), "config": self.cfg.to_dict(), **extra,
             }, self.out_dir, keep=self.cfg.train.keep_checkpoints)
         barrier()
         return path

@@ -3,7 +3,9 @@
 Repeat factor of an image (Gupta et al., LVIS): ``r(I) = max_{c in I} max(1, sqrt(t / f(c)))`` where
 ``f(c)`` is the fraction of the images *of its own dataset* that contain category ``c``. Each epoch rounds
 ``r`` stochastically, shuffles, pads to a multiple of the world size and gives rank ``k`` every
-``world``-th entry. The stream is a pure function of (seed, rank, world), so resuming is skipping.
+``world``-th entry. The stream is a pure function of (seed, rank, world), so resuming is skipping. With the
+engine's global batch B (each rank takes B / world per step), step s draws the epoch's positions s·B … (s+1)·B − 1
+whatever the world size (up to the padding at an epoch's end).
 """
 
 from __future__ import annotations

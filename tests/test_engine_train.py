@@ -6,10 +6,10 @@ import pytest
 import torch
 from engine_fixtures import packages, tiny_config
 
-from scaledet import checkpoints
+from scaledet import checkpoints, engine
 from scaledet.config import TrainConfig
 from scaledet.detector import ScaleDetRoIHeads
-from scaledet.engine import TrainingError, load_detector, lr_lambda, predict, train
+from scaledet.engine import TrainingError, load_detector, lr_lambda, per_rank_batch, predict, train
 from scaledet.errors import CheckpointError, ConfigError
 from scaledet.labels import LabelSpace
 
@@ -17,6 +17,23 @@ from scaledet.labels import LabelSpace
 def test_lr_schedule_hand_computed():
     f = lr_lambda(TrainConfig(warmup_steps=4, warmup_factor=0.2, lr_steps=(6, 8), gamma=0.1))
     assert [f(s) for s in (0, 2, 4, 5, 6, 7, 8, 100)] == pytest.approx([0.2, 0.6, 1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_batch_size_is_global_each_rank_loads_its_share():
+    assert [per_rank_batch(64, 8), per_rank_batch(128, 8), per_rank_batch(8, 1)] == [8, 16, 8]
+    for batch, world in ((60, 8), (4, 8), (0, 1)):
+        with pytest.raises(ConfigError, match=rf"data.batch_size {batch} .*world size {world}|"
+                                              rf"data.batch_size {batch} is not positive"):
+            per_rank_batch(batch, world)
+
+
+def test_train_refuses_an_indivisible_batch_before_anything_runs(tmp_path, monkeypatch):
+    data, space = packages(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "4")  # as torchrun / SLURM would set it: 4 ranks
+    monkeypatch.setattr(engine, "init_distributed", lambda device: pytest.fail("joined a process group"))
+    with pytest.raises(ConfigError, match=r"data.batch_size 2 is not divisible by the world size 4"):
+        train(tiny_config(1, 1), [data], space, tmp_path / "run", device="cpu")  # batch 2
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_gives_the_same_weights(tmp_path):

@@ -47,8 +47,10 @@ def test_dry_run_of_table1_lists_every_cell_and_the_total_budget(tmp_path, monke
     for number, sweep in enumerate(sweeps, start=1):
         assert f"document {number}/7: sweep {sweep.sweep} " in out
         for spec in sweep.plan():
-            assert re.search(rf"pretrain +{spec.method} +{re.escape(spec.dataset)} .* {spec.job_id} ", out)
             overrides = dict(spec.overrides)
+            batch = overrides["data.batch_size"]  # global: the 8 tasks of a job (its resources) share it
+            assert re.search(rf"pretrain +{spec.method} +{re.escape(spec.dataset)} .* {spec.job_id} +- +"
+                             rf"{batch} \({batch // 8} per rank on 8 ranks\) ", out)
             expected += budget.pretrain_hours(overrides["train.max_steps"], overrides["data.batch_size"],
                                               overrides["model.backbone"])
     total = float(re.search(r"^total: 7 sweep\(s\), 7 cell\(s\).*, ([\d,.]+) GPU-hours", out, re.MULTILINE)[1].replace(",", ""))
@@ -124,3 +126,65 @@ def test_transfer_estimates_by_hand():
     shots = JobSpec("odinw13", "Aquarium", "fewshot", "scaledet", 3, 5, overrides={"model.backbone": "r50"})
     assert budget.estimate_cell(shots).hours == pytest.approx((12 * 5 * 7 + 127) / rate / 3600)  # 7 classes
 
+
+
+SCALED = """\
+sweep: scaled
+suite: demo
+datasets: [Raccoon]
+modes: [pretrain, finetune]
+methods: [scaledet]
+seeds: [3]
+upstream: [[Aquarium]]
+overrides: {{data.batch_size: {batch}}}
+executor: slurm
+resources: {{nodes: 2, ntasks_per_node: 4}}
+"""
+
+
+def test_dry_run_shows_the_global_batch_and_each_ranks_share(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "scaled.yaml"
+    path.write_text(SCALED.format(batch=64))
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "executor slurm, 8 rank(s) per job" in out  # nodes 2 x ntasks_per_node 4
+    # the fine-tune starts from the pretrain cell's checkpoint: same config, same batch
+    assert re.search(r"\n1 +pretrain .* 64 \(8 per rank on 8 ranks\) ", out)
+    assert re.search(r"\n2 +finetune .* 64 \(8 per rank on 8 ranks\) ", out)
+    assert main(["sweep", str(path), "--dry-run", "--nodes", "1"]) == 0  # the command line's resources count
+    assert "64 (16 per rank on 4 ranks)" in capsys.readouterr().out
+    assert main(["sweep", str(path), "--dry-run", "--executor", "debug"]) == 0  # one in-process task
+    assert "64 (64 per rank on 1 rank)" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_indivisible_batch_fails_before_anything_is_submitted(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("harness.run.orchestrate.submit", lambda *a, **k: pytest.fail("submitted"))
+    path = tmp_path / "scaled.yaml"
+    path.write_text(SCALED.format(batch=60))
+    for extra in (["--dry-run"], []):
+        assert main(["sweep", str(path), *extra]) == 1
+        err = capsys.readouterr().err
+        assert f"harness sweep: error: {path}: sweep scaled: job " in err
+        assert "data.batch_size 60 is not divisible by the world size 8" in err
+        assert "resources nodes 2 x ntasks_per_node 4" in err
+    # `harness run`: the demo's pretrain batch (4) on 3 local tasks
+    assert main(["run", "--suite", "demo", "--mode", "pretrain", "--executor", "local", "--ntasks-per-node", "3",
+                 "--no-report"]) == 1
+    assert "data.batch_size 4 is not divisible by the world size 3" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [path]  # no results/, runs/ or reports/
+
+
+def test_rank_batches_by_hand():
+    pretrain = JobSpec("demo", "Aquarium", "pretrain", "scaledet", 3, overrides={"data.batch_size": 32})
+    follows = JobSpec("demo", "Raccoon", "finetune", "scaledet", 3, overrides={"pretrain_job": pretrain.job_id})
+    own = JobSpec("demo", "Raccoon", "fewshot", "scaledet", 3, 1, overrides={"checkpoint": "x.pt", "data.batch_size": 8})
+    unknown = JobSpec("demo", "Raccoon", "finetune", "scaledet", 3, overrides={"checkpoint": "x.pt"})
+    direct = JobSpec("demo", "Raccoon", "direct", "scaledet", 3, overrides={"pretrain_job": pretrain.job_id})
+    assert budget.rank_batches([pretrain, follows, own, unknown, direct], 4) == {
+        pretrain.job_id: (32, 8), follows.job_id: (32, 8), own.job_id: (8, 2), unknown.job_id: None}
+    with pytest.raises(ConfigError, match=rf"job {own.job_id} \(fewshot Raccoon\): data.batch_size 8 is not "
+                                          r"divisible by the world size 16.*\(world size 16: 2 nodes\)"):
+        budget.rank_batches([pretrain, own], 16, "2 nodes")

@@ -37,6 +37,16 @@ class Resources:
             values["extra"] = tuple(sorted((str(k), str(v)) for k, v in dict(values["extra"]).items()))
         return cls(**values)
 
+    def ranks(self, executor: str) -> int:
+        """Processes (DDP ranks) each job runs as: nodes x ntasks_per_node; the debug executor runs one, in-process."""
+        return 1 if executor == "debug" else self.nodes * self.ntasks_per_node
+
+    def ranks_source(self, executor: str) -> str:
+        """Where :meth:`ranks` comes from, for error messages."""
+        if executor == "debug":
+            return "the debug executor runs one process"
+        return f"resources nodes {self.nodes} x ntasks_per_node {self.ntasks_per_node}"
+
     def executor_parameters(self) -> dict[str, Any]:
         params: dict[str, Any] = {
             "timeout_min": self.time, "nodes": self.nodes, "tasks_per_node": self.ntasks_per_node,

@@ -47,12 +47,21 @@ def stage_name(stage: list[JobSpec]) -> str:
     return "+".join(dict.fromkeys(spec.mode for spec in stage)) or "nothing"
 
 
+def sweep_batches(sweep: SweepFile, options: LaunchOptions) -> tuple[int, dict[str, tuple[int, int] | None]]:
+    """(ranks per job, job id -> (global batch, images per rank)) of the sweep's training cells as launched with
+    ``options`` (``Workload.batches``); ``ConfigError`` naming a cell whose batch the ranks do not divide."""
+    executor = options.executor or sweep.executor
+    ranks = options.resources.ranks(executor)
+    return ranks, sweep.work.batches(sweep.plan(), ranks, options.resources.ranks_source(executor))
+
+
 def launch(sweep: SweepFile, options: LaunchOptions) -> Outcome:
     """Submit the sweep's missing cells stage by stage (waiting between stages); print progress lines."""
     stages = sweep.stages()
     specs = [spec for stage in stages for spec in stage]
     sweep_id = sweep.sweep or default_sweep_id(sweep.suite, specs)
     executor = options.executor or sweep.executor
+    sweep_batches(sweep, options)  # a global batch the ranks do not divide fails before anything is submitted
     print(f"sweep {sweep_id}: {len(specs)} cells in {len(stages)} stage(s) "
           f"({' then '.join(stage_name(stage) for stage in stages)}), executor {executor}")
     failed: list[str] = []

@@ -53,6 +53,8 @@ class Workload:
     methods: tuple[Method, ...]
     check_spec: Callable[[JobSpec], None] = _no_check
     estimate: Callable[[list[JobSpec]], dict[str, Estimate]] | None = None  # None: no GPU-hour estimate
+    # (specs, ranks per job, where that number comes from) -> job id -> (global batch, images per rank) or None
+    rank_batches: Callable[[list[JobSpec], int, str], dict[str, tuple[int, int] | None]] | None = None
     staged: bool = False  # transfer cells without a starting checkpoint pretrain on the suite's upstream sets
     uses_registry: bool = False  # datasets come from the suite registry (else `--datasets` is required)
     reports: bool = False  # a run renders the suite report at the end
@@ -80,6 +82,12 @@ class Workload:
                 self.method(spec.method)
                 self.work_for(spec.mode)
                 self.check_spec(spec)
+
+    def batches(self, specs: Iterable[JobSpec], ranks: int, ranks_from: str = "") -> dict[str, tuple[int, int] | None]:
+        """job id -> (global batch, images per rank per step; ``None``: known only when the job starts) of each
+        training cell run as ``ranks`` processes (empty for a workload without batches); ``ConfigError`` naming a
+        cell whose batch ``ranks`` do not divide."""
+        return {} if self.rank_batches is None else self.rank_batches(list(specs), ranks, ranks_from)
 
     def estimates(self, specs: Iterable[JobSpec]) -> dict[str, Estimate]:
         """job id -> GPU-hour estimate (n/a for every cell of a workload without one)."""

@@ -9,6 +9,10 @@
 Image counts are the registry's (``harness.catalog.datasets.get_dataset(name, suite).images``, GLIP paper Table 9); an
 evaluation split without a count (EgoHands' and Vehicles' ``mini_val``) is counted as its full ``valid`` split.
 A cell whose backbone has no rate in :data:`RATES` gets no number ("n/a (no rate for backbone X)").
+
+``data.batch_size`` is the global batch (all ranks together, detectron2's IMS_PER_BATCH), so GPU-hours do not
+depend on how many GPUs share it; :func:`rank_batches` splits it over a job's ranks and refuses a batch they
+do not divide.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from harness.job import JobSpec
 from harness.workloads.base import Estimate
 from harness.workloads.schedule import Schedule
 from scaledet.config import Config, with_overrides
+from scaledet.engine import per_rank_batch
 from scaledet.errors import ConfigError
 
 
@@ -44,6 +49,7 @@ RATES: dict[str, Rate] = {
 }
 CONFIG_SECTIONS = ("model", "data", "train")
 TRANSFER_START = ("pretrain_job", "checkpoint", "pretrained")
+TRAINING_MODES = ("pretrain", "finetune", "fewshot")
 
 
 def pretrain_hours(steps: int, batch: int, backbone: str) -> float:
@@ -90,6 +96,30 @@ def estimate_cells(specs: Iterable[JobSpec]) -> dict[str, Estimate]:
     specs = list(specs)
     backbones = {s.job_id: cell_config(s).model.backbone for s in specs if s.mode == "pretrain"}
     return {s.job_id: estimate_cell(s, backbones) for s in specs}
+
+
+def rank_batches(specs: Iterable[JobSpec], ranks: int, ranks_from: str = "") -> dict[str, tuple[int, int] | None]:
+    """job id -> (global batch, images per rank per step) of each training cell (pretrain, finetune, fewshot)
+    run as ``ranks`` processes (``ranks_from`` says where that number comes from, for errors).
+
+    ``None`` for a transfer cell without a ``data.batch_size`` override whose starting checkpoint is not a pretrain
+    cell of ``specs`` (its batch is the checkpoint's: ``train`` checks it when the job starts). A batch that
+    ``ranks`` does not divide is a ``ConfigError`` naming the cell.
+    """
+    specs = list(specs)
+    pretrain = {s.job_id: cell_config(s).data.batch_size for s in specs if s.mode == "pretrain"}
+    out: dict[str, tuple[int, int] | None] = {}
+    for spec in (s for s in specs if s.mode in TRAINING_MODES):
+        if spec.mode == "pretrain" or spec.override("data.batch_size") is not None:
+            batch = cell_config(spec).data.batch_size
+        else:
+            batch = pretrain.get(spec.override("pretrain_job"))
+        try:
+            out[spec.job_id] = None if batch is None else (batch, per_rank_batch(batch, ranks))
+        except ConfigError as error:
+            raise ConfigError(f"job {spec.job_id} ({spec.mode} {spec.dataset}): {error}"
+                              + (f" (world size {ranks}: {ranks_from})" if ranks_from else "")) from None
+    return out
 
 
 def estimate_cell(spec: JobSpec, pretrain_backbones: Mapping[str, str] | None = None) -> Estimate:
