@@ -73,6 +73,7 @@ def test_import_contracts_hold() -> None:
     """Layers point down (commands -> reporting -> run -> plan -> workloads -> acquire -> catalog -> job) and
     the library imports nothing from the application (pyproject.toml [tool.importlinter])."""
     lint = Path(sys.executable).with_name("lint-imports")
-    done = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "0 broken" in done.stdout
