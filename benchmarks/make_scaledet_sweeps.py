@@ -70,7 +70,7 @@ class Pretrain:
         # Table C gives no decay steps: the preset's proportions (60k, 80k of 90k) are kept.
         steps = (self.steps * 2 // 3, self.steps * 8 // 9)
         return {"data.batch_size": self.batch, "data.train_size": TRAIN_SIZE[self.backbone],
-                "model.backbone": self.backbone, "train.lr": 0.0002, "train.lr_steps": f"[{steps[0]}, {steps[1]}]",
+                "model.backbone": self.backbone, "train.lr": 0.0002, "train.lr_steps": steps,
                 "train.max_steps": self.steps}
 
     def spec(self) -> JobSpec:
@@ -170,7 +170,7 @@ def _stem_of(run: Pretrain) -> str:
 
 
 def _yaml(value: object) -> str:
-    return f'"{value}"' if isinstance(value, str) and value.startswith("[") else str(value)
+    return f"[{', '.join(str(v) for v in value)}]" if isinstance(value, tuple) else str(value)
 
 
 def all_files() -> dict[str, str]:

@@ -30,7 +30,8 @@ from scaledet.names import check_name
 MODES: tuple[str, ...] = ("direct", "finetune", "fewshot", "pretrain")
 SPLIT_POLICIES: tuple[str, ...] = ("glip", "test", "valid")
 DEFAULT_SHOTS: tuple[int, ...] = (1, 3, 5, 10)
-OverrideValue = str | int | float | bool | None
+Scalar = str | int | float | bool | None
+OverrideValue = Scalar | tuple[Scalar, ...]  # typed where overrides enter (scaledet.config.typed_override)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,12 @@ def normalise_overrides(
     duplicates = sorted({key for key in keys if keys.count(key) > 1})
     if duplicates:
         raise ConfigError(f"override key(s) given twice: {', '.join(duplicates)}")
+    typed = []
     for key, value in pairs:
-        if not isinstance(key, str) or not isinstance(value, OverrideValue):
-            raise ConfigError(f"override {key!r}={value!r}: keys are strings, values str/int/float/bool/None")
-    return tuple(sorted(pairs))
+        value = tuple(value) if isinstance(value, list) else value  # JSON gives lists back
+        items = value if isinstance(value, tuple) else (value,)
+        if not isinstance(key, str) or not all(isinstance(item, Scalar) for item in items):
+            raise ConfigError(f"override {key!r}={value!r}: keys are strings, values str/int/float/bool/None "
+                              "or a list of those")
+        typed.append((key, value))
+    return tuple(sorted(typed))

@@ -21,6 +21,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from scaledet.errors import ConfigError, WeightsUnavailableError
+from scaledet.names import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -228,11 +229,7 @@ BACKBONES: dict[str, BackboneSpec] = {
 def backbone_spec(name: str) -> BackboneSpec:
     """The registered backbone ``name``; an unknown name fails listing the valid ones."""
     if name not in BACKBONES:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(BACKBONES), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"unknown backbone '{name}'{hint}; valid: {', '.join(BACKBONES)}")
+        raise ConfigError(f"unknown backbone '{name}'{did_you_mean(name, BACKBONES)}; valid: {', '.join(BACKBONES)}")
     return BACKBONES[name]
 
 

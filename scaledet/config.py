@@ -8,7 +8,7 @@ given keys; an unknown key fails naming the valid ones ("did you mean ..."). ``w
 from __future__ import annotations
 
 import dataclasses
-import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from scaledet.errors import ConfigError
+from scaledet.names import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ PRESETS: dict[str, Config] = {
 def preset(name: str) -> Config:
     """The named preset; an unknown name fails listing the valid ones."""
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset '{name}'{_did_you_mean(name, PRESETS)}; valid: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset '{name}'{did_you_mean(name, PRESETS)}; valid: {', '.join(PRESETS)}")
     return PRESETS[name]
 
 
@@ -114,19 +115,43 @@ def load_config(source: dict[str, Any] | str | Path) -> Config:
 
 
 def with_overrides(cfg: Config, overrides: list[str]) -> Config:
-    """Apply ``section.key=value`` overrides (values parsed as YAML: ``1e-4``, ``[1, 2]``, ``null``)."""
+    """Apply ``section.key=value`` text overrides (values parsed as YAML: ``1e-4``, ``[1, 2]``, ``null``)."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like section.key=value")
         dotted, raw = item.split("=", 1)
+        cfg = apply_overrides(cfg, {dotted.strip(): yaml.safe_load(raw)}, f"override '{item}'")
+    return cfg
+
+
+def apply_overrides(cfg: Config, overrides: Mapping[str, Any], where: str = "overrides") -> Config:
+    """Apply typed ``{"section.key": value}`` overrides (as :func:`typed_override` gives them)."""
+    for dotted, value in overrides.items():
         nested: dict[str, Any] = {}
         node = nested
         parts = dotted.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
-        cfg = _merge(cfg, nested, f"override '{item}'")
+        node[parts[-1]] = value
+        cfg = _merge(cfg, nested, where if len(overrides) == 1 else f"{where}: {dotted}")
     return cfg
+
+
+def typed_override(key: str, value: Any) -> Any:
+    """``value`` in the type of config field ``key`` (``section.name``): text parsed as YAML where the field is not a
+    string, lists as tuples, integers where the field is an integer. Parsing happens once, where overrides enter
+    (the CLI, sweep files); a key that names no config field is returned as given (it is checked with the job)."""
+    section, _, name = key.partition(".")
+    part = getattr(Config(), section, None) if name else None
+    if not dataclasses.is_dataclass(part) or name not in {f.name for f in dataclasses.fields(part)}:
+        return tuple(value) if isinstance(value, list) else value
+    current = getattr(part, name)
+    if isinstance(value, str) and current is not None and not isinstance(current, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override {key}: cannot parse {value!r}: {error}") from None
+    return _coerce(value, current, f"override {key}")
 
 
 def _merge(obj: Any, updates: dict[str, Any], where: str) -> Any:
@@ -137,7 +162,7 @@ def _merge(obj: Any, updates: dict[str, Any], where: str) -> Any:
     for key, value in updates.items():
         if key not in fields:
             raise ConfigError(
-                f"{where}: unknown key '{key}' in {type(obj).__name__}{_did_you_mean(key, fields)}; "
+                f"{where}: unknown key '{key}' in {type(obj).__name__}{did_you_mean(key, fields)}; "
                 f"valid: {', '.join(fields)}"
             )
         current = getattr(obj, key)
@@ -172,11 +197,6 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
     if isinstance(current, str) and not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string, got {value!r}")
     return value
-
-
-def _did_you_mean(key: str, valid) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _plain(value: Any) -> Any:

@@ -13,7 +13,11 @@ def check_name(kind: str, name: str, valid: Iterable[str], where: str = "") -> s
     options = sorted(valid)
     if name in options:
         return name
-    close = difflib.get_close_matches(str(name), options, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
     prefix = f"{where}: " if where else ""
-    raise ConfigError(f"{prefix}unknown {kind} {name!r}{hint}; valid: {', '.join(options)}")
+    raise ConfigError(f"{prefix}unknown {kind} {name!r}{did_you_mean(name, options)}; valid: {', '.join(options)}")
+
+
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest valid name, or '' when none is close."""
+    close = difflib.get_close_matches(str(name), list(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -38,3 +38,24 @@ def test_wrong_types_fail():
         with_overrides(preset("scaledet"), ["train.max_steps=1.5"])
     with pytest.raises(ConfigError, match="expected true/false"):
         with_overrides(preset("scaledet"), ["train.amp=3"])
+
+
+def test_overrides_are_typed_once_where_they_enter():
+    from harness.commands.run import parse_overrides
+    from harness.job import JobSpec
+    from scaledet.config import apply_overrides, typed_override
+
+    assert typed_override("data.scale_range", "[0.8, 1.2]") == (0.8, 1.2)  # text from an old file or --set
+    assert typed_override("data.scale_range", [0.8, 1.2]) == (0.8, 1.2)
+    assert typed_override("train.max_steps", 100.0) == 100 and isinstance(typed_override("train.max_steps", 100.0), int)
+    assert typed_override("model.backbone", "r50") == "r50"
+    assert typed_override("toy.steps", 5) == 5  # not a config key: as given, checked with the job
+    with pytest.raises(ConfigError, match="expected an integer"):
+        typed_override("train.max_steps", "1.5")
+    pairs = dict(parse_overrides(["data.scale_range=[0.5, 1.5]", "train.lr=1e-4", "upstream=A+B"]))
+    assert pairs == {"data.scale_range": (0.5, 1.5), "train.lr": 1e-4, "upstream": "A+B"}
+    spec = JobSpec("demo", "Raccoon", "direct", "scaledet", 3, overrides=pairs)
+    assert dict(spec.overrides)["data.scale_range"] == (0.5, 1.5)
+    assert JobSpec.from_dict(spec.to_dict()) == spec  # JSON lists come back as the same tuple, same job id
+    cfg = apply_overrides(preset("scaledet"), {k: v for k, v in pairs.items() if k != "upstream"})
+    assert cfg.data.scale_range == (0.5, 1.5) and cfg.train.lr == 1e-4

@@ -72,7 +72,7 @@ def test_suites_without_upstream_need_a_checkpoint_and_names_are_checked():
 
 def test_settings_split_config_keys_from_work_settings_and_reject_typos():
     spec = JobSpec("demo", "Raccoon", "finetune", "scaledet", 3,
-                   overrides={"train.max_steps": 7, "data.scale_range": "[1, 1]", "upstream": "A+B", "device": "cpu"})
+                   overrides={"train.max_steps": 7, "data.scale_range": (1, 1), "upstream": "A+B", "device": "cpu"})
     work, config = settings(spec)
     assert work == {"upstream": "A+B", "device": "cpu"}
     assert sorted(config) == ["data.scale_range=[1, 1]", "train.max_steps=7"]

@@ -21,6 +21,7 @@ from harness.plan.sweepfile import SweepFile
 from harness.run.orchestrate import LaunchOptions, launch
 from harness.workloads import WORKLOADS, get_workload
 from harness.workloads.methods import METHOD_NAMES
+from scaledet.config import typed_override
 from scaledet.errors import ConfigError
 from scaledet.names import check_name
 
@@ -76,14 +77,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_overrides(items: list[str]) -> tuple[tuple[str, object], ...]:
+    """``--set KEY=VALUE`` items as typed (key, value) pairs: YAML values in the config field's own type
+    (``scaledet.config.typed_override``: ``[0.8, 1.2]`` becomes a tuple once, here, and stays one)."""
     pairs = []
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        parsed = yaml.safe_load(value) if value else ""
-        # job overrides are scalars: a list or mapping stays as its text, parsed by the config loader later
-        pairs.append((key, parsed if parsed is None or isinstance(parsed, (str, int, float, bool)) else value))
+        try:
+            parsed = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError as error:
+            raise ConfigError(f"--set {item!r}: cannot parse the value: {error}") from None
+        pairs.append((key, typed_override(key, parsed)))
     return tuple(pairs)
 
 

@@ -20,16 +20,16 @@ from harness.job import OverrideValue
 CPU_DEMO: dict[str, OverrideValue] = {
     "model.fpn_channels": 128, "model.representation_size": 512, "model.min_size_test": 320,
     "model.max_size_test": 533, "model.box_batch_size_per_image": 128, "data.train_size": 320,
-    "data.batch_size": 4, "data.num_workers": 0, "data.scale_range": "[0.8, 1.2]",
+    "data.batch_size": 4, "data.num_workers": 0, "data.scale_range": (0.8, 1.2),
 }
 TRANSFER_DEFAULTS: dict[str, OverrideValue] = {"model.soft_weight": 0.0}
 DEMO_FINETUNE: dict[str, OverrideValue] = {
-    "train.lr": 0.0001, "train.max_steps": 40, "train.warmup_steps": 5, "train.lr_steps": "[30]",
+    "train.lr": 0.0001, "train.max_steps": 40, "train.warmup_steps": 5, "train.lr_steps": (30,),
     "train.checkpoint_every": 20,
 }
 SUITE_SETTINGS: dict[str, dict[str, dict[str, OverrideValue]]] = {
     "demo": {
-        "pretrain": {**CPU_DEMO, "train.max_steps": 120, "train.warmup_steps": 10, "train.lr_steps": "[100]",
+        "pretrain": {**CPU_DEMO, "train.max_steps": 120, "train.warmup_steps": 10, "train.lr_steps": (100,),
                      "train.checkpoint_every": 40},
         "finetune": DEMO_FINETUNE,
         "fewshot": DEMO_FINETUNE,

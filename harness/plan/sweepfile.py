@@ -34,6 +34,7 @@ from harness.plan.resources import EXECUTORS, Resources
 from harness.plan.stages import staged_plan
 from harness.workloads import WORKLOADS
 from harness.workloads.base import Workload
+from scaledet.config import typed_override
 from scaledet.errors import ConfigError
 from scaledet.names import check_name
 
@@ -168,4 +169,6 @@ def _convert(key: str, value: Any, where: str) -> Any:
         return value
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-    return tuple(sorted(value.items())) if key == "overrides" else value
+    if key == "overrides":
+        return tuple(sorted((name, typed_override(name, item)) for name, item in value.items()))
+    return value
