@@ -86,8 +86,8 @@ def test_cells_to_run_fills_missing_and_switches(tmp_path):
     assert cells_to_run(tmp_path, "s", [a, b, c]) == [c]
     assert cells_to_run(tmp_path, "s", [a, b, c], retry_failed=True) == [b, c]
     assert cells_to_run(tmp_path, "s", [a, b, c], overwrite=True) == [a, b, c]
-    assert results.missing_cells(tmp_path, "s", [a, b, c]) == [c]
-    assert results.failed_cells(tmp_path, "s", [a, b, c]) == [b]
+    assert results.cell_states(tmp_path, "s", [a, b, c]) == {a.job_id: "done", b.job_id: "failed",
+                                                             c.job_id: "missing"}
 
 
 SWEEP_YAML = """\

@@ -167,15 +167,6 @@ def cells_to_run(
     return [spec for spec in specs if states[spec.job_id] in wanted]
 
 
-def missing_cells(root: Path, sweep: str, specs: Sequence[JobSpec]) -> list[JobSpec]:
-    return [s for s in specs if cell_states(root, sweep, [s])[s.job_id] == "missing"]
-
-
-def failed_cells(root: Path, sweep: str, specs: Sequence[JobSpec]) -> list[JobSpec]:
-    states = cell_states(root, sweep, specs)
-    return [spec for spec in specs if states[spec.job_id] == "failed"]
-
-
 def _rows(record: ResultRecord) -> list[dict[str, Any]]:
     spec = record.spec
     base = {
