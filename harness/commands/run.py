@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 import yaml
 
 from harness.catalog.datasets import get_suite
+from harness.commands.launching import add_launch_arguments, launch_sweeps
 from harness.job import DEFAULT_SHOTS, MODES, SPLIT_POLICIES
-from harness.plan.resources import EXECUTORS, Resources
 from harness.plan.sweepfile import SweepFile
-from harness.run.orchestrate import LaunchOptions, launch
 from harness.workloads import WORKLOADS, get_workload
 from harness.workloads.methods import METHOD_NAMES
 from scaledet.config import typed_override
@@ -36,25 +34,6 @@ def _csv(kind: type):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from None
     return parse
-
-
-def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by `run` and `sweep`: where things go, which executor, what to re-run."""
-    parser.add_argument("--executor", choices=EXECUTORS, help="debug (in-process), local or slurm")
-    parser.add_argument("--results-root", type=Path, default=Path("results"))
-    parser.add_argument("--runs-root", type=Path, default=Path("runs"))
-    parser.add_argument("--overwrite", action="store_true", help="recompute cells that already have results")
-    parser.add_argument("--retry-failed", action="store_true", help="recompute cells with failure records")
-    parser.add_argument("--no-wait", action="store_true", help="return after submitting (slurm/local)")
-    parser.add_argument("--report-dir", type=Path, help="where the report goes (default: reports/<suite>)")
-    parser.add_argument("--no-report", action="store_true", help="do not render the report at the end")
-    group = parser.add_argument_group("resources")
-    for name, kind in (("gpus-per-node", int), ("nodes", int), ("ntasks-per-node", int), ("cpus-per-task", int),
-                       ("partition", str), ("time", int), ("mem", str), ("account", str), ("qos", str),
-                       ("array-parallelism", int)):
-        group.add_argument(f"--{name}", type=kind, dest=f"res_{name.replace('-', '_')}")
-    group.add_argument("--sbatch", action="append", default=[], metavar="FLAG=VALUE",
-                       help="extra sbatch flag, e.g. --sbatch constraint=a100 (repeatable)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -92,40 +71,6 @@ def parse_overrides(items: list[str]) -> tuple[tuple[str, object], ...]:
     return tuple(pairs)
 
 
-def resources_from_args(args: argparse.Namespace, base: Resources | None = None) -> Resources:
-    base = base or Resources()
-    values = {k[4:]: v for k, v in vars(args).items() if k.startswith("res_") and v is not None}
-    extra = dict(base.extra)
-    for flag in args.sbatch:
-        key, sep, value = flag.partition("=")
-        if not sep:
-            raise ConfigError(f"--sbatch {flag!r}: expected FLAG=VALUE")
-        extra[key.lstrip("-")] = value
-    merged = {**{f: getattr(base, f) for f in base.__dataclass_fields__}, **values, "extra": extra}
-    return Resources.from_dict(merged)
-
-
-def options_from_args(args: argparse.Namespace, sweep: SweepFile) -> LaunchOptions:
-    return LaunchOptions(results_root=args.results_root, runs_root=args.runs_root, executor=args.executor,
-                         resources=resources_from_args(args, sweep.resources), overwrite=args.overwrite,
-                         retry_failed=args.retry_failed, no_wait=args.no_wait)
-
-
-def launch_and_report(sweep: SweepFile, args: argparse.Namespace) -> int:
-    """Run the sweep (``harness.run.orchestrate``), then render its report when its workload has one."""
-    outcome = launch(sweep, options_from_args(args, sweep))
-    if outcome.pending:
-        return 0
-    if sweep.work.reports and not args.no_report:
-        from harness.reporting import render_report
-
-        out = args.report_dir or Path("reports") / sweep.suite
-        path = render_report(args.results_root, sweep.suite, out, outcome.sweep_id,
-                             command=getattr(args, "command_line", None))
-        print(f"report: {path}")
-    return 1 if outcome.failed else 0
-
-
 def run(args: argparse.Namespace) -> int:
     overrides = dict(parse_overrides(args.set))
     for key in ("checkpoint", "pretrained"):
@@ -144,4 +89,4 @@ def run(args: argparse.Namespace) -> int:
                       seeds=args.seeds, shots=args.shots, split_policy=args.split_policy or "glip",
                       overrides=tuple(sorted(overrides.items())), executor=args.executor or "debug",
                       workload=args.workload, sweep=args.sweep)
-    return launch_and_report(sweep, args)
+    return launch_sweeps([("", sweep)], args)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.commands.run import add_launch_arguments, launch_and_report, options_from_args
+from harness.commands.launching import add_launch_arguments, launch_sweeps, options_from_args
 from harness.plan.sweepfile import SweepFile, load_sweep_files
 from harness.run.orchestrate import default_sweep_id, sweep_batches
 from harness.run.results import cell_states
@@ -40,19 +40,15 @@ def run(args: argparse.Namespace) -> int:
     batches = [_checked_batches(path, number, count, sweep, args) for path, number, count, sweep in sweeps]
     if args.dry_run:
         return dry_run(sweeps, args, batches)
-    failed = 0
-    for path, number, count, sweep in sweeps:
-        if count > 1:
-            print(f"{path}, document {number}/{count}:")
-        failed += launch_and_report(sweep, args) != 0
-    return 1 if failed else 0
+    return launch_sweeps([(_where(path, number, count), sweep) for path, number, count, sweep in sweeps], args)
 
 
 def _checked_batches(path: Path, number: int, count: int, sweep: SweepFile,
                      args: argparse.Namespace) -> tuple[int, dict[str, tuple[int, int] | None]]:
     """``sweep_batches`` of one sweep as the command line launches it; an error names the file (and document)."""
     try:
-        return sweep_batches(sweep, options_from_args(args, sweep))
+        options = options_from_args(args, sweep)
+        return sweep_batches(sweep, options.resources, options.executor)
     except ConfigError as error:
         raise ConfigError(f"{_where(path, number, count)}: sweep {sweep.sweep or '(unnamed)'}: {error}") from None
 

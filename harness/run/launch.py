@@ -83,17 +83,19 @@ class Submission:
 def submit(
     specs: Sequence[JobSpec], *, sweep: str, results_root: Path, runs_root: Path, executor: str = "debug",
     resources: Resources | None = None, workload: Workload, overwrite: bool = False,
-    retry_failed: bool = False,
+    retry_failed: bool = False, rehearsal: bool = False,
 ) -> Submission:
     """Submit the cells of ``specs`` that need (re)computing as one job array; record them in the manifest."""
     todo = cells_to_run(results_root, sweep, specs, overwrite=overwrite, retry_failed=retry_failed)
     workload.check_specs(todo)  # fail before submitting anything
+    for mode in sorted({spec.mode for spec in todo}):
+        workload.work_for(mode, rehearsal=rehearsal)
     submission = Submission(skipped=[s.job_id for s in specs if s not in set(todo)])
     if not todo:
         return submission
     runs_root = Path(runs_root)
     ex = make_executor(executor, runs_root / "_submitit" / sweep, resources or Resources())
-    runners = [JobRunner(s, sweep, Path(results_root).resolve(), runs_root.resolve(), workload, executor)
+    runners = [JobRunner(s, sweep, Path(results_root).resolve(), runs_root.resolve(), workload, executor, rehearsal)
                for s in todo]
     with ex.batch():
         jobs = [ex.submit(runner) for runner in runners]

@@ -42,9 +42,11 @@ STATUSES = ("done", "failed")
 # fields that describe where/when/how a record was produced, not what it measured
 PROVENANCE_FIELDS = ("packages", "git_sha", "host", "wall_time_s", "started_at", "finished_at", "log_path",
                      "executor", "slurm_job_id")
+# fields added after records were first written: a record without them loads with their default
+OPTIONAL_FIELDS = ("rehearsal",)
 # keys a work function may return (see harness.workloads.base.WorkFn)
 WORK_KEYS = ("metrics", "per_class_ap", "image_ids", "config", "dataset_version", "dataset_sha",
-             "label_space_fingerprint", "text_encoder")
+             "label_space_fingerprint", "text_encoder", "rehearsal")
 FRAME_COLUMNS = ["sweep", "job_id", "suite", "dataset", "mode", "method", "seed", "shots", "split_policy",
                  "status", "metric", "class_name", "value", "text_encoder", "dataset_sha",
                  "label_space_fingerprint", "git_sha", "host", "wall_time_s"]
@@ -78,6 +80,7 @@ class ResultRecord:
     log_path: str | None = None
     error: str | None = None
     traceback: str | None = None
+    rehearsal: dict[str, Any] | None = None  # set on a rehearsal's records: what was run at toy scale, stood in
 
     def __post_init__(self) -> None:
         check_name("status", self.status, STATUSES, f"result {self.job_id}")
@@ -104,7 +107,7 @@ class ResultRecord:
         names = {f.name for f in fields(cls)}
         for key in data:
             check_name("result field", key, names, where)
-        missing = sorted(names - set(data))
+        missing = sorted(names - set(data) - set(OPTIONAL_FIELDS))
         if missing:
             raise ConfigError(f"{where}: missing result field(s) {', '.join(missing)}")
         record = cls(**data)

@@ -77,8 +77,9 @@ class JobRunner(submitit.helpers.Checkpointable):
     """
 
     def __init__(self, spec: JobSpec, sweep: str, results_root: Path, runs_root: Path,
-                 workload: Workload, executor: str) -> None:
+                 workload: Workload, executor: str, rehearsal: bool = False) -> None:
         self.spec, self.sweep, self.workload, self.executor = spec, sweep, workload, executor
+        self.rehearsal = rehearsal
         self.results_root, self.runs_root = Path(results_root), Path(runs_root)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
@@ -94,7 +95,7 @@ class JobRunner(submitit.helpers.Checkpointable):
         try:
             if tasks > 1:
                 _init_distributed()
-            work = self.workload.work_for(self.spec.mode)
+            work = self.workload.work_for(self.spec.mode, rehearsal=self.rehearsal)
             output = check_output(work(self.spec, run_dir), self.workload.name, self.spec.mode)
         except Exception as error:
             if rank == 0:
@@ -116,6 +117,8 @@ class JobRunner(submitit.helpers.Checkpointable):
         return output
 
     def _write(self, *, started: float, started_at: str | None, cluster_id: str | None, **values: Any) -> None:
+        if self.rehearsal:  # what the work stood in for (its own "rehearsal" output), or at least that it did
+            values["rehearsal"] = {"toy_scale": True, **values.get("rehearsal", {})}
         record = result_record(self.spec, self.sweep, executor=self.executor, cluster_id=cluster_id,
                                started_at=started_at, wall_time_s=round(time.time() - started, 3),
                                provenance=_provenance(), **values)

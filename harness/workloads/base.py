@@ -7,7 +7,7 @@ is submitted), its cost estimate, and whether its sweeps are staged (pretrain fi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,16 @@ class Workload:
     staged: bool = False  # transfer cells without a starting checkpoint pretrain on the suite's upstream sets
     uses_registry: bool = False  # datasets come from the suite registry (else `--datasets` is required)
     reports: bool = False  # a run renders the suite report at the end
+    # `--rehearse`: the toy-scale work per mode (None: `work` is cheap enough to rehearse as it is), and what the
+    # jobs need to find stand-in data: (scratch data root, suite, datasets) -> environment variables
+    rehearsal_work: Mapping[str, WorkFn] | None = None
+    rehearsal_inputs: Callable[[Path, str, Sequence[str]], dict[str, str]] | None = None
 
-    def work_for(self, mode: str) -> WorkFn:
-        """The work function of ``mode`` jobs; a clear error naming the workload for an unknown mode."""
-        return self.work[check_name(f"mode of workload {self.name!r}", mode, self.work)]
+    def work_for(self, mode: str, rehearsal: bool = False) -> WorkFn:
+        """The work function of ``mode`` jobs (its toy-scale variant for a rehearsal); a clear error naming the
+        workload for an unknown mode."""
+        work = self.rehearsal_work if rehearsal and self.rehearsal_work is not None else self.work
+        return work[check_name(f"mode of workload {self.name!r}", mode, work)]
 
     def method(self, name: str) -> Method:
         """The :class:`Method` record named ``name``."""
