@@ -1,0 +1,81 @@
+"""Several sweep files in one command run in waves, a cell several sweeps plan runs once, and `--rehearse` runs
+the real plan under its own root and ends with its summary (toy workload, debug executor)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.cli import main
+from harness.plan.resources import Resources
+from harness.run.rehearsal import MARKER, Rehearsal
+from harness.run.results import iter_records
+
+
+def _file(path: Path, name: str, modes: str, steps: int = 2, fail: bool = False) -> Path:
+    overrides = f"{{toy.steps: {steps}{', toy.fail: true' if fail else ''}}}"
+    path.write_text(f"sweep: {name}\nsuite: demo\ndatasets: [A, B]\nmodes: [{modes}]\nmethods: [scaledet]\n"
+                    f"seeds: [3]\nworkload: toy\noverrides: {overrides}\n")
+    return path
+
+
+def _finished(root: Path, sweep: str) -> list[str]:
+    return sorted(r.finished_at for r in iter_records(root, sweep))
+
+
+def test_pretrain_stages_of_every_file_run_first_whatever_the_order(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    transfer = _file(tmp_path / "a_transfer.yaml", "transfer", "direct")
+    pretrain = _file(tmp_path / "b_pretrain.yaml", "pretrain", "pretrain")
+    assert main(["sweep", str(transfer), str(pretrain)]) == 0
+    out = capsys.readouterr().out
+    assert out.index("pretrain stage 1/1 (pretrain)") < out.index("transfer stage 1/1 (direct)")
+    assert max(_finished(Path("results"), "pretrain")) <= min(_finished(Path("results"), "transfer"))
+
+
+def test_a_cell_planned_by_two_sweeps_runs_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    first = _file(tmp_path / "one.yaml", "one", "direct")
+    second = _file(tmp_path / "two.yaml", "two", "direct")
+    assert main(["sweep", str(first), str(second)]) == 0
+    assert "2 cells, 0 submitted, 0 already there, 2 run by another sweep of this command" in capsys.readouterr().out
+    one, two = (list(iter_records(Path("results"), name)) for name in ("one", "two"))
+    assert {r.job_id for r in one} == {r.job_id for r in two} and len(one) == 2
+    assert {(r.job_id, r.finished_at) for r in one} == {(r.job_id, r.finished_at) for r in two}  # same run
+    assert {r.sweep for r in two} == {"two"}
+
+
+def test_rehearsal_runs_the_plan_under_its_own_root_and_ends_with_the_summary(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    pretrain = _file(tmp_path / "p.yaml", "p", "pretrain")
+    transfer = _file(tmp_path / "t.yaml", "t", "direct,finetune")
+    assert main(["sweep", str(transfer), str(pretrain), "--rehearse"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == "rehearsal: 5 cells, 5 done, 0 failed"  # 1 pretrain (A+B) + 2 x 2 transfer cells
+    assert any("the real run: n/a GPU-hours" in line for line in lines)  # the toy workload has no estimate
+    assert not Path("results").exists() and not Path("runs").exists()  # nothing written where real results go
+    root = Path("rehearsal")
+    assert "A rehearsal, not results" in (root / MARKER).read_text()
+    records = [*iter_records(root / "results", "p"), *iter_records(root / "results", "t")]
+    assert len(records) == 5 and all(r.rehearsal == {"toy_scale": True} for r in records)
+    assert json.loads(next((root / "results" / "t").glob("*.json")).read_text())["rehearsal"] == {"toy_scale": True}
+
+
+def test_a_failing_rehearsal_names_the_cell_and_exits_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    bad = _file(tmp_path / "bad.yaml", "bad", "direct", fail=True)
+    assert main(["sweep", str(bad), "--rehearse", "--rehearsal-root", "r2"]) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == "rehearsal: 2 cells, 0 done, 2 failed"
+    assert any("bad.yaml stage 1/1 (direct): 2 cells, 0 done, 2 failed; first error: direct A" in line
+               and "ToyFailure" in line for line in lines)
+    assert Path("r2/README.md").exists()
+
+
+def test_rehearsal_resources_keep_at_most_two_ranks_and_no_gpus():
+    asked = Resources(gpus_per_node=8, nodes=2, ntasks_per_node=8, cpus_per_task=8, mem="64G", time=1440)
+    got = Rehearsal().resources(asked)
+    assert (got.gpus_per_node, got.nodes, got.ntasks_per_node, got.cpus_per_task, got.mem) == (0, 1, 2, 1, None)
+    assert got.time == 1440
+    assert Rehearsal(ranks=1).resources(asked).ntasks_per_node == 1  # --ntasks-per-node given: kept
+    assert Rehearsal().resources(Resources()).ntasks_per_node == 1
