@@ -6,10 +6,11 @@ from __future__ import annotations
 from harness.workloads.base import Workload
 from harness.workloads.methods import METHODS
 from harness.workloads.scaledet.budget import estimate_cells, rank_batches
+from harness.workloads.scaledet.rehearsal import REHEARSAL_WORK
 from harness.workloads.scaledet.work import check_spec, direct, finetune, pretrain
 
 SCALEDET = Workload(
     name="scaledet",
     work={"pretrain": pretrain, "direct": direct, "finetune": finetune, "fewshot": finetune},
     methods=METHODS, check_spec=check_spec, estimate=estimate_cells, rank_batches=rank_batches,
-    staged=True, uses_registry=True, reports=True)
+    staged=True, uses_registry=True, reports=True, rehearsal_work=REHEARSAL_WORK)

@@ -33,6 +33,7 @@ from harness.catalog import datasets as registry
 from harness.job import JobSpec
 from harness.workloads.fewshot import sample_shots, subset
 from harness.workloads.methods import METHODS
+from harness.workloads.scaledet.scale import TOY_SCALE
 from harness.workloads.schedule import Schedule
 from scaledet import checkpoints as ckpt
 from scaledet.config import Config, load_config, preset, with_overrides
@@ -94,8 +95,32 @@ def check_spec(spec: JobSpec) -> None:
         raise ConfigError(f"job {spec.job_id} ({spec.mode} {spec.dataset}): {error}") from None
 
 
+def _scaled(cfg: Config) -> Config:
+    """``cfg``, at toy scale in a rehearsal (``harness.workloads.scaledet.scale``)."""
+    scale = TOY_SCALE.get()
+    return scale.config(cfg) if scale else cfg
+
+
+def _sampled(records: CocoDataset | None) -> CocoDataset | None:
+    """``records``, a few images of them in a rehearsal."""
+    scale = TOY_SCALE.get()
+    return scale.sample(records) if scale and records is not None else records
+
+
+def text_encoder(name: str, weights: str | None):
+    """The text encoder setting ``name`` names (a stand-in over whole label spaces in a rehearsal)."""
+    scale = TOY_SCALE.get()
+    return scale.encoder(name, weights) if scale else build_text_encoder(name, weights)
+
+
 def load_source(suite: str, name: str, split_policy: str, with_train: bool, prompts: str = "names") -> Source:
-    """Records of dataset ``name`` of ``suite``: ODinW-style from the registry, or an upstream dataset."""
+    """Records of dataset ``name`` of ``suite`` (ODinW-style from the registry, or an upstream dataset); a few
+    images of each split in a rehearsal."""
+    source = _load_source(suite, name, split_policy, with_train, prompts)
+    return replace(source, train=_sampled(source.train), eval=_sampled(source.eval)) if TOY_SCALE.get() else source
+
+
+def _load_source(suite: str, name: str, split_policy: str, with_train: bool, prompts: str) -> Source:
     if registry.get_suite(suite).label_spaces_only:
         from harness.catalog.upstream import load_upstream
 
@@ -156,11 +181,11 @@ def _rank() -> int:
 
 def pretrain(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     work, overrides = settings(spec)
-    cfg = with_overrides(replace(preset(METHOD_PRESETS[spec.method]), train=replace(
-        preset(METHOD_PRESETS[spec.method]).train, seed=spec.seed)), overrides)
+    cfg = _scaled(with_overrides(replace(preset(METHOD_PRESETS[spec.method]), train=replace(
+        preset(METHOD_PRESETS[spec.method]).train, seed=spec.seed)), overrides))
     names = upstream_order(spec.suite, spec.dataset.split("+"))
     sources = [load_source(spec.suite, n, spec.split_policy, True, work.get("prompts", "names")) for n in names]
-    encoder = build_text_encoder(work.get("text_encoder", "minilm"), work.get("text_weights"))
+    encoder = text_encoder(work.get("text_encoder", "minilm"), work.get("text_weights"))
     space = LabelSpace.concat([encode(s, encoder) for s in sources])
     device = resolve_device(work.get("device"))
     log.info("pretrain %s on %s: %d labels, %d steps", spec.method, "+".join(names), len(space), cfg.train.max_steps)
@@ -220,13 +245,13 @@ def transfer_inputs(spec: JobSpec, run_dir: Path, with_train: bool):
     path = starting_checkpoint(work, run_dir)
     state = ckpt.load_checkpoint(path)
     cfg = load_config(state["config"])
-    cfg = with_overrides(replace(cfg, train=replace(preset(cfg.method).train, seed=spec.seed)), overrides)
+    cfg = _scaled(with_overrides(replace(cfg, train=replace(preset(cfg.method).train, seed=spec.seed)), overrides))
     saved_encoder = state["label_space"]["encoder_id"]
     encoder_name = work.get("text_encoder") or ("minilm" if saved_encoder.startswith("minilm") else None)
     if encoder_name is None:
         raise ConfigError(f"checkpoint {path} used text encoder '{saved_encoder}': pass --set text_encoder=NAME "
                           "(clip, openclip or openclip:<model>) and text_weights if needed")
-    encoder = build_text_encoder(encoder_name, work.get("text_weights"))
+    encoder = text_encoder(encoder_name, work.get("text_weights"))
     if encoder.id != saved_encoder:
         raise CheckpointError(f"checkpoint {path} was trained with text encoder '{saved_encoder}', this job uses "
                               f"'{encoder.id}': label embeddings would not match the head")
@@ -264,7 +289,7 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
         image_ids = sample_shots(train_set, int(spec.shots or 0), spec.seed)
         train_set = subset(train_set, image_ids)
         log.info("fewshot %d-shot, seed %d: %d training images", spec.shots, spec.seed, len(image_ids))
-    cfg = Schedule.of(spec).apply(cfg, len(train_set))
+    cfg = _scaled(Schedule.of(spec).apply(cfg, len(train_set)))
     device = resolve_device(work.get("device"))
     best = select_on_valid(cfg, spec, train_set, space, state, run_dir, device)
     if _rank() != 0:
@@ -287,7 +312,7 @@ def select_on_valid(cfg: Config, spec: JobSpec, train_set: CocoDataset, space: L
     Progress (steps scored, the best state) is saved atomically as ``selection.pt`` beside the checkpoints, so
     a requeued job neither repeats an evaluation nor loses the best state.
     """
-    valid = registry.load_split(registry.get_dataset(spec.dataset, spec.suite), "valid")
+    valid = _sampled(registry.load_split(registry.get_dataset(spec.dataset, spec.suite), "valid"))
     out_dir, progress_path = run_dir / "checkpoints", run_dir / "selection.pt"
     progress = (torch.load(progress_path, weights_only=True) if progress_path.is_file()
                 else {"scored": {}, "step": -1, "valid_ap": -1.0, "state": None})

