@@ -205,3 +205,27 @@ def test_report_with_a_class_without_ground_truth_renders(tmp_path: Path) -> Non
     write_cell(tmp_path / "store", "A", 0.5, per_class=_per_class_with_a_class_lacking_ground_truth())
     text = render_report(tmp_path / "store", "demo", tmp_path / "out", unseen=UNSEEN_Y).read_text()
     assert "| – (no ground truth) |" in text and "A: y." in text
+
+
+def test_pretrain_cells_make_a_table_1_style_section(tmp_path: Path) -> None:
+    from report_fixtures import record_of
+
+    from harness.job import JobSpec
+    from harness.reporting.render import render_report
+    from harness.run.results import write_record
+
+    specs = [JobSpec("upstream", "coco+lvis", "pretrain", "scaledet", seed, None, "glip") for seed in (3, 30)]
+    outputs = [{"metrics": {"AP/lvis": 0.20 + d, "AP/coco": 0.40 + d, "AP": 0.30 + d, "steps": 2.0},
+                "config": {"train": {"lr": 0.0002}}, "text_encoder": "minilm-l6"} for d in (0.0, 0.02)]
+    for spec, output in zip(specs, outputs, strict=True):
+        write_record(tmp_path, record_of(spec, "pre", output, finished_at="2026-11-01T00:00:00+00:00",
+                                         git_sha="abc1234"))
+    baseline = JobSpec("upstream", "coco", "pretrain", "baseline", 3, None, "glip")
+    write_record(tmp_path, record_of(baseline, "pre", None, finished_at="2026-11-01T00:00:00+00:00",
+                                     git_sha="abc1234"))
+    text = render_report(tmp_path, "upstream", tmp_path / "out", "pre").read_text()
+    assert "Upstream AP of the pretrained detectors (like Table 1)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| scaledet [coco+lvis]"))
+    assert [c.strip() for c in row.split("|")[2:-1]] == ["21.0 ± 1.4", "41.0 ± 1.4", "31.0 ± 1.4"]
+    failed = next(line for line in text.splitlines() if line.startswith("| baseline [coco]"))
+    assert failed.count("failed") == 3

@@ -115,6 +115,29 @@ def cells_from_frame(frame: pd.DataFrame, extras: Mapping[str, Mapping[str, str]
     return cells.sort_values(order, kind="stable").reset_index(drop=True)
 
 
+PRETRAIN_COLUMNS = ["suite", "method", "upstream", "seed", "status", "ap", "dataset_ap", "date"]
+
+
+def load_pretrain(root: Path, suite: str, sweep: str | None = None) -> pd.DataFrame:
+    """One row per pretrain cell of ``suite`` (newest record of a job id): the datasets it trained on
+    (``upstream``), its AP on each of them (``dataset_ap``: name -> points) and their mean (``ap``)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for record in results.iter_records(Path(root), sweep):
+        spec = record.spec
+        if spec["mode"] != "pretrain" or spec["suite"] != suite:
+            continue
+        where = f"result {record.sweep}/{record.job_id}"
+        done = record.status == "done"
+        row = {"suite": suite, "method": spec["method"], "upstream": spec["dataset"], "seed": int(spec["seed"]),
+               "status": record.status, "date": record.finished_at or "unknown",
+               "ap": _points(float(record.metrics["AP"]), where) if done else math.nan,
+               "dataset_ap": {key.split("/", 1)[1]: _points(float(value), where)
+                              for key, value in record.metrics.items() if key.startswith("AP/")} if done else {}}
+        if record.job_id not in newest or row["date"] > newest[record.job_id]["date"]:
+            newest[record.job_id] = row
+    return pd.DataFrame(list(newest.values()), columns=PRETRAIN_COLUMNS)
+
+
 def load_cells(root: Path, suite: str, sweep: str | None = None) -> pd.DataFrame:
     """The cells of ``suite`` in the results store at ``root`` (one sweep, or all)."""
     root = Path(root)

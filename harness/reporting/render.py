@@ -16,7 +16,7 @@ from harness.catalog.unseen import unseen_classes
 from harness.reporting import figures as figs
 from harness.reporting import formats, tables
 from harness.reporting.averages import Unseen, UnseenRule
-from harness.reporting.cells import load_cells
+from harness.reporting.cells import load_cells, load_pretrain
 from harness.reporting.model import Table
 from harness.reporting.published import load_published
 from scaledet.errors import ScaleDetError
@@ -69,7 +69,8 @@ def build_report(inp: tables.ReportInput, title: str) -> Report:
     """All tables and figures of a report from its input (no file is written)."""
     per_mode = {mode: tables.per_dataset_table(inp, mode) for mode in ("direct", "finetune")}
     scaling, fewshot = tables.scaling_table(inp), tables.fewshot_table(inp)
-    report = Report(title, inp, [tables.summary_table(inp), *per_mode.values(),
+    pretrain = [tables.pretrain_table(inp)] if inp.pretrain is not None and len(inp.pretrain) else []
+    report = Report(title, inp, [*pretrain, tables.summary_table(inp), *per_mode.values(),
                                  tables.averages_table(inp, "direct"), tables.averages_table(inp, "finetune"),
                                  tables.ablation_table(inp), scaling, fewshot])  # fmt: skip
     _add_figures(report, per_mode, scaling, fewshot)
@@ -161,11 +162,12 @@ def render_report(results: Path, suite: str, out: Path, sweep: str | None = None
     Returns the path of the Markdown file.
     """
     cells = load_cells(Path(results), suite, sweep)
-    if cells.empty:
+    pretrain = load_pretrain(Path(results), suite, sweep)
+    if cells.empty and pretrain.empty:
         log.warning("no results of suite %s under %s%s", suite, results, f" (sweep {sweep})" if sweep else "")
     datasets = suite_datasets(suite, cells)
     rule = unseen or default_unseen_rule(suite, datasets)
-    inp = tables.ReportInput(suite, datasets, cells, load_published(suite) if published else None, rule)
+    inp = tables.ReportInput(suite, datasets, cells, load_published(suite) if published else None, rule, pretrain)
     title = f"Report: suite {suite}" + (f", sweep {sweep}" if sweep else "")
     report = build_report(inp, title)
     report.command = command

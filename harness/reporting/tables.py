@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from harness.catalog.datasets import SUITES, get_suite
 from harness.reporting import averages as avg
 from harness.reporting.model import Cell, Missing, Row, Stat, Table, row_label
 from harness.reporting.published import Published
@@ -31,6 +32,7 @@ class ReportInput:
     cells: pd.DataFrame
     published: Published | None = None
     unseen: avg.UnseenRule | None = None
+    pretrain: pd.DataFrame | None = None  # ``harness.reporting.cells.load_pretrain``: the pretrain cells
 
 
 def _sort_key(key: tuple[str, ...]) -> tuple[int, str, int, str, str]:
@@ -90,6 +92,30 @@ def per_dataset_table(inp: ReportInput, mode: str) -> Table:
     notes = (CELL_NOTE, "mean: " + avg.DEFINITIONS["mAP"], *_published_note(inp))
     return Table(f"per_dataset_{mode}", f"Per-dataset AP, {MODE_TITLES[mode]} (like Table D)",
                  (*inp.datasets, "mean"), tuple(rows), footnotes=notes)
+
+
+def pretrain_table(inp: ReportInput) -> Table:
+    """Table 1 style: each pretrained detector's AP on the upstream datasets it trained on, and their mean."""
+    frame = inp.pretrain if inp.pretrain is not None else pd.DataFrame()
+    order = get_suite(inp.suite).upstream if inp.suite in SUITES else ()
+    names = sorted(dict.fromkeys(n for per in frame.get("dataset_ap", []) for n in per),
+                   key=lambda n: (order.index(n) if n in order else len(order), n))  # the paper's L, C, O365, OID
+    rows = []
+    for (method, upstream), group in sorted(frame.groupby(["method", "upstream"]) if len(frame) else (),
+                                            key=lambda item: (_sort_key(item[0]), item[0])):
+        done = group[group["status"] == "done"]
+        cells: list[Cell] = []
+        for name in [*names, None]:
+            values = [row["ap"] if name is None else row["dataset_ap"].get(name) for _, row in done.iterrows()]
+            values = [v for v in values if v is not None]
+            cells.append(avg.stat(values) if values else Missing("not scored" if len(done) else "failed"))
+        rows.append(Row(f"{method} [{upstream}]", tuple(cells), method, upstream))
+    notes = ("Upstream AP x100 of each pretrained detector, mean ± sample std over seeds: COCO AP@[.5:.95] on COCO "
+             "and Objects365, LVIS federated AP, OpenImages AP50 over the expanded hierarchy; 'mean' is their plain "
+             "mean. Each model is scored on the datasets it trained on only ('not scored' elsewhere), not on all "
+             "four as in the paper's Table 1.", CELL_NOTE)
+    return Table("pretrain", "Upstream AP of the pretrained detectors (like Table 1)", (*names, "mean"),
+                 tuple(rows), footnotes=notes)
 
 
 def summary_table(inp: ReportInput) -> Table:
