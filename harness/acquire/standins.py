@@ -34,7 +34,7 @@ import os
 import random
 import shutil
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +236,8 @@ def _upstream_plan(name: str, split: str, n_images: int, seed: int) -> list[list
 
 
 def _coco_style(name: str, split: str, images_per_split: int, size: Size, seed: int, image_dir: Path,
-                file_name, extra_image=None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                file_name: Callable[[int], str], extra_image: Callable[[int], dict[str, Any]] | None = None,
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Images written under ``image_dir`` and their COCO records: (images, annotations)."""
     classes = upstream_classes(name)
     rng = _rng(name, split, seed)
