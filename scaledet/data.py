@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,15 @@ def check_image_files(dataset: CocoDataset, *, decode: bool = False) -> None:
     """
     validation.check_files(dataset.image_root, dataset.images, f"{dataset.name} ({dataset.image_root})",
                            decode=decode)
+
+
+def subset(dataset: CocoDataset, image_ids: list[int]) -> CocoDataset:
+    """``dataset`` restricted to ``image_ids`` (annotations and the evaluation json alike)."""
+    keep = set(image_ids)
+    images = tuple(img for img in dataset.images if img["id"] in keep)
+    source = {**dataset.source, "images": [img for img in dataset.source["images"] if img["id"] in keep],
+              "annotations": [a for a in dataset.source["annotations"] if a["image_id"] in keep]}
+    return replace(dataset, images=images, annotations={i: dataset.annotations[i] for i in keep}, source=source)
 
 
 def category_mapping(dataset: CocoDataset, label_space: LabelSpace, label_dataset: str | None = None) -> dict[int, int]:

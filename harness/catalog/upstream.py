@@ -128,6 +128,20 @@ def annotation_file(name: str, split: str, roots: Mapping[str, str | Path] | Non
     return find_file(root, layout.annotations, f"{spec.title} {split} annotations", setting)
 
 
+def has_split(name: str, split: str, roots: Mapping[str, str | Path] | None = None) -> bool:
+    """Whether the annotation file of ``name``/``split`` is on disk (what ``harness ls`` calls present)."""
+    try:
+        annotation_file(name, split, roots)
+    except DataError:
+        return False
+    return True
+
+
+def is_present(name: str, roots: Mapping[str, str | Path] | None = None) -> bool:
+    """Whether every split of upstream dataset ``name`` has its annotation file on disk."""
+    return all(has_split(name, split, roots) for split in get_spec(name).splits)
+
+
 def load_upstream(name: str, split: str = "val", roots: Mapping[str, str | Path] | None = None,
                   cache_dir: Path | None = None) -> UpstreamRecords:
     """Load ``name``/``split`` from its standard layout, check its classes, map them to the unified space.

@@ -20,7 +20,7 @@ from tabulate import tabulate
 from harness.catalog import datasets as registry
 from harness.catalog import unseen
 from harness.catalog.upstream_labels import UPSTREAM_ORDER, upstream_classes
-from scaledet.errors import ConfigError, DataError
+from scaledet.errors import ConfigError
 
 HELP = "list suites, datasets, classes and what is present on disk"
 _CLASS_WIDTH = 60
@@ -145,11 +145,7 @@ def upstream_roots(root: Path | None) -> dict[str, Path] | None:
 def upstream_state(name: str, split: str, root: Path | None) -> str:
     from harness.catalog import upstream as upstream_data
 
-    try:
-        upstream_data.annotation_file(name, split, upstream_roots(root))
-    except DataError:
-        return "missing"
-    return "present"
+    return "present" if upstream_data.has_split(name, split, upstream_roots(root)) else "missing"
 
 
 def _dataset(name: str, suite: str, root: Path | None) -> int:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import replace
 
-from scaledet.data import CocoDataset
+from scaledet.data import CocoDataset, subset
 from scaledet.errors import DataError
+
+__all__ = ["sample_shots", "subset"]  # subset lives in scaledet.data (used below the workloads layer too)
 
 
 def sample_shots(dataset: CocoDataset, shots: int, seed: int) -> list[int]:
@@ -30,12 +31,3 @@ def sample_shots(dataset: CocoDataset, shots: int, seed: int) -> list[int]:
         if all(counts[c] >= shots for c in dataset.category_ids):
             break
     return sorted(chosen)
-
-
-def subset(dataset: CocoDataset, image_ids: list[int]) -> CocoDataset:
-    """``dataset`` restricted to ``image_ids`` (annotations and the evaluation json alike)."""
-    keep = set(image_ids)
-    images = tuple(img for img in dataset.images if img["id"] in keep)
-    source = {**dataset.source, "images": [img for img in dataset.source["images"] if img["id"] in keep],
-              "annotations": [a for a in dataset.source["annotations"] if a["image_id"] in keep]}
-    return replace(dataset, images=images, annotations={i: dataset.annotations[i] for i in keep}, source=source)
