@@ -110,10 +110,10 @@ def pretrain_table(inp: ReportInput) -> Table:
             values = [v for v in values if v is not None]
             cells.append(avg.stat(values) if values else Missing("not scored" if len(done) else "failed"))
         rows.append(Row(f"{method} [{upstream}]", tuple(cells), method, upstream))
-    notes = ("Upstream AP x100 of each pretrained detector, mean ± sample std over seeds: COCO AP@[.5:.95] on COCO "
-             "and Objects365, LVIS federated AP, OpenImages AP50 over the expanded hierarchy; 'mean' is their plain "
-             "mean. Each model is scored on the datasets it trained on only ('not scored' elsewhere), not on all "
-             "four as in the paper's Table 1.", CELL_NOTE)
+    notes = (("Upstream AP x100 of each pretrained detector, mean ± sample std over seeds: COCO AP@[.5:.95] on COCO "
+              "and Objects365, LVIS federated AP, OpenImages AP50 over the expanded hierarchy; 'mean' is their plain "
+              "mean. Each model is scored on the datasets it trained on only ('not scored' elsewhere), not on all "
+              "four as in the paper's Table 1."), CELL_NOTE)
     return Table("pretrain", "Upstream AP of the pretrained detectors (like Table 1)", (*names, "mean"),
                  tuple(rows), footnotes=notes)
 

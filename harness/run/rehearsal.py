@@ -67,9 +67,11 @@ class Rehearsal:
         env = dict(OFFLINE)
         for entry in entries:
             inputs = entry.sweep.work.rehearsal_inputs
-            if inputs is not None:
-                names = [n for spec in entry.specs for n in spec.dataset.split("+")]
-                env.update(inputs(self.data_root, entry.sweep.suite, list(dict.fromkeys(names))))
+            suites = dict.fromkeys(spec.suite for spec in entry.specs)
+            for suite in suites if inputs is not None else ():
+                names = [n for spec in entry.specs if spec.suite == suite for n in spec.dataset.split("+")]
+                os.environ.update(found := inputs(self.data_root, suite, list(dict.fromkeys(names))))
+                env.update(found)
         os.environ.update(env)
         log.info("rehearsal under %s; environment: %s", self.root, ", ".join(sorted(env)))
         return env

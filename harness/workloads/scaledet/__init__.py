@@ -3,6 +3,7 @@ estimates (``budget``)."""
 
 from __future__ import annotations
 
+from harness.acquire.standins import standin_data
 from harness.workloads.base import Workload
 from harness.workloads.methods import METHODS
 from harness.workloads.scaledet.budget import estimate_cells, rank_batches
@@ -13,4 +14,4 @@ SCALEDET = Workload(
     name="scaledet",
     work={"pretrain": pretrain, "direct": direct, "finetune": finetune, "fewshot": finetune},
     methods=METHODS, check_spec=check_spec, estimate=estimate_cells, rank_batches=rank_batches,
-    staged=True, uses_registry=True, reports=True, rehearsal_work=REHEARSAL_WORK)
+    staged=True, uses_registry=True, reports=True, rehearsal_work=REHEARSAL_WORK, rehearsal_inputs=standin_data)
