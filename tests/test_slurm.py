@@ -129,22 +129,25 @@ def test_two_ddp_ranks_train_in_lockstep(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_sweep_with_the_detector_runs_as_arrays_on_slurm(tmp_path, capsys):
-    """The acceptance sweep with the real workload: demo suite, 2 datasets x direct + finetune x 2 seeds,
-    after its pretrain job (tiny schedules); every record done, `harness status` shows sacct's COMPLETED."""
-    roots = _roots(tmp_path, "detector")
-    args = ["run", "--suite", "demo", "--seeds", "3,30", "--executor", "slurm", "--cpus-per-task", "1",
-            "--time", "20", "--sweep", "slurm-demo", "--no-report", "--set", "train.max_steps=2",
-            "--set", "train.checkpoint_every=1", "--set", "train.warmup_steps=1",
-            "--results-root", str(roots["results_root"]), "--runs-root", str(roots["runs_root"])]
+def test_demo_sweep_with_the_detector_rehearses_as_arrays_on_slurm(tmp_path, capsys, monkeypatch):
+    """The acceptance sweep with the real workload, rehearsed (toy scale: the same cells, stages and code paths):
+    demo suite, 2 datasets x direct + finetune x 2 seeds after its pretrain job on 2 DDP ranks; every record done
+    and marked as a rehearsal, one job array for the transfer cells, `harness status` shows sacct's COMPLETED."""
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "--suite", "demo", "--seeds", "3,30", "--executor", "slurm", "--ntasks-per-node", "2",
+            "--time", "20", "--sweep", "slurm-demo", "--no-report", "--rehearse"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "stage 1/2 (pretrain): 1 cells, 1 submitted" in out and "stage 2/2 (direct+finetune): 8 cells, 8 submitted" in out
-    records = list(iter_records(roots["results_root"], "slurm-demo"))
-    assert len(records) == 9 and all(r.status == "done" and r.executor == "slurm" for r in records)
+    assert out.strip().splitlines()[-1] == "rehearsal: 9 cells, 9 done, 0 failed"
+    root = tmp_path / "rehearsal"
+    records = list(iter_records(root / "results", "slurm-demo"))
+    assert len(records) == 9 and all(r.status == "done" and r.executor == "slurm" and r.rehearsal for r in records)
     assert all(r.slurm_job_id for r in records)
+    pretrain = next(r for r in records if r.spec["mode"] == "pretrain")
+    assert (root / "runs" / pretrain.job_id / "job.rank1.log").exists()  # DDP: the second rank ran and logged
     transfer = [r for r in records if r.spec["mode"] != "pretrain"]
     assert len({r.slurm_job_id.split("_")[0] for r in transfer}) == 1  # one job array for the 8 transfer cells
-    status = _settled_status(roots["runs_root"], "slurm-demo", capsys, completed=9, limit=90)
+    status = _settled_status(root / "runs", "slurm-demo", capsys, completed=9, limit=90)
     assert "sweep slurm-demo: 9 cells: 9 done, 0 failed, 0 running, 0 pending" in status
     assert status.count("COMPLETED") == 9

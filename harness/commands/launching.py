@@ -4,6 +4,7 @@ rehearsal) and rendering their reports."""
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -84,13 +85,18 @@ def rehearse(sweeps: list[tuple[str, SweepFile]], args: argparse.Namespace) -> i
     entries = [Entry(sweep, where, resources_from_args(args, sweep.resources)) for where, sweep in sweeps]
     for entry in entries:  # the real run's resources must hold the real batch: checked as the real run would
         entry.resources = rehearsal.resources(entry.resources)
-    rehearsal.prepare(entries)
-    options = LaunchOptions(results_root=rehearsal.results_root, runs_root=rehearsal.runs_root,
-                            executor=args.executor, overwrite=args.overwrite, retry_failed=args.retry_failed,
-                            rehearsal=True)
-    launch_all(entries, options)
-    for entry in entries:
-        _report(entry, rehearsal.results_root, rehearsal.reports_dir(entry.sweep.suite), args)
+    saved = dict(os.environ)
+    try:
+        rehearsal.prepare(entries)  # sets the environment the jobs inherit (stand-in data roots, offline)
+        options = LaunchOptions(results_root=rehearsal.results_root, runs_root=rehearsal.runs_root,
+                                executor=args.executor, overwrite=args.overwrite, retry_failed=args.retry_failed,
+                                rehearsal=True)
+        launch_all(entries, options)
+        for entry in entries:
+            _report(entry, rehearsal.results_root, rehearsal.reports_dir(entry.sweep.suite), args)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     lines = summary(entries, rehearsal.results_root, time.time() - started)
     print("\n".join(lines))
     return 0 if lines[-1].endswith(" 0 failed") else 1
