@@ -27,12 +27,19 @@ this script's output and load with ``harness.plan.sweepfile.load_sweep_file(s)``
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import yaml
 
 from harness.catalog.datasets import get_suite
 from harness.job import JobSpec
+from harness.plan.resources import Resources
+from harness.plan.stages import start_overrides
+from harness.plan.suite_settings import PAPER_R50, TRAIN_SIZE, PretrainSchedule
+from harness.plan.sweepfile import SweepFile
 from harness.workloads.scaledet import budget
 from harness.workloads.scaledet.budget import RATES
 from harness.workloads.schedule import FINETUNE_EPOCHS
@@ -43,7 +50,7 @@ OUT = Path(__file__).parent / "scaledet_sweeps"
 TABLE1_FILE = Path(__file__).parent / "scaledet_table1.yaml"
 SEED = 3
 GPUS = 8  # the paper trains on 8 V100
-TRAIN_SIZE = {"r50": 640, "swin-t": 896, "swin-b": 896}
+TRANSFER_RESOURCES = Resources(nodes=1, gpus_per_node=1, ntasks_per_node=1, cpus_per_task=8, time=240)
 SHORT = {"lvis": "L", "coco": "C", "objects365": "O365", "openimages": "OID"}
 # ODinW-13 image counts (the registry's, GLIP paper Table 9): train, and the images scored under the glip
 # split policy (valid; EgoHands/Vehicles mini_val counted as their full valid).
@@ -54,24 +61,30 @@ ODINW_EVAL_IMAGES = sum(budget.eval_images("odinw13", name, "glip") for name in 
 
 @dataclass(frozen=True)
 class Pretrain:
-    """One row of Table C: datasets, method, schedule, backbone."""
+    """One row of Table C: datasets, method, and its schedule (steps, global batch, backbone, text encoder)."""
 
     datasets: tuple[str, ...]
     method: str
-    steps: int
-    batch: int  # global, over the GPUS ranks of the job
-    backbone: str = "r50"
+    schedule: PretrainSchedule
 
     @property
     def name(self) -> str:
         return "+".join(SHORT[d] for d in self.datasets)
 
+    @property
+    def steps(self) -> int:
+        return self.schedule.steps
+
+    @property
+    def batch(self) -> int:  # global, over the GPUS ranks of the job
+        return self.schedule.batch
+
+    @property
+    def backbone(self) -> str:
+        return self.schedule.backbone
+
     def overrides(self) -> dict[str, object]:
-        # Table C gives no decay steps: the preset's proportions (60k, 80k of 90k) are kept.
-        steps = (self.steps * 2 // 3, self.steps * 8 // 9)
-        return {"data.batch_size": self.batch, "data.train_size": TRAIN_SIZE[self.backbone],
-                "model.backbone": self.backbone, "train.lr": 0.0002, "train.lr_steps": steps,
-                "train.max_steps": self.steps}
+        return self.schedule.overrides()
 
     def spec(self) -> JobSpec:
         dataset = "+".join(sorted(self.datasets))
@@ -83,22 +96,27 @@ class Pretrain:
 
 
 L, LC, LCO, LCOO = ("lvis",), ("lvis", "coco"), ("lvis", "coco", "objects365"), ("lvis", "coco", "objects365", "openimages")
-TABLE1 = {  # file stem -> run (paper Table C)
-    "table1_baseline_L": Pretrain(L, "baseline", 90_000, 64),
-    "table1_baseline_C": Pretrain(("coco",), "baseline", 90_000, 64),
-    "table1_baseline_O365": Pretrain(("objects365",), "baseline", 540_000, 64),
-    "table1_baseline_OID": Pretrain(("openimages",), "baseline", 540_000, 64),
-    "table1_scaledet_L+C": Pretrain(LC, "scaledet", 90_000, 64),
-    "table1_scaledet_L+C+O365": Pretrain(LCO, "scaledet", 400_000, 128),
-    "table1_scaledet_L+C+O365+OID": Pretrain(LCOO, "scaledet", 750_000, 128),
+SHORT_RUN = PretrainSchedule(90_000, 64)
+TABLE1 = {  # file stem -> run (paper Table C); CLIP ViT-B/32 label embeddings throughout (paper §4.2)
+    "table1_baseline_L": Pretrain(L, "baseline", SHORT_RUN),
+    "table1_baseline_C": Pretrain(("coco",), "baseline", SHORT_RUN),
+    "table1_baseline_O365": Pretrain(("objects365",), "baseline", PretrainSchedule(540_000, 64)),
+    "table1_baseline_OID": Pretrain(("openimages",), "baseline", PretrainSchedule(540_000, 64)),
+    "table1_scaledet_L+C": Pretrain(LC, "scaledet", SHORT_RUN),
+    "table1_scaledet_L+C+O365": Pretrain(LCO, "scaledet", PretrainSchedule(400_000, 128)),
+    # ScaleDet-R: also the pretraining `harness run --suite odinw13` plans (harness.plan.suite_settings)
+    "table1_scaledet_L+C+O365+OID": Pretrain(LCOO, "scaledet", PAPER_R50),
 }
 TABLE8 = {  # the L_hl rows; the L_hl + L_sl rows are Table 1's scaledet runs (same job ids)
-    "table8_hard_L+C": Pretrain(LC, "scaledet-hard", 90_000, 64),
-    "table8_hard_L+C+O365+OID": Pretrain(LCOO, "scaledet-hard", 750_000, 128),
+    "table8_hard_L+C": Pretrain(LC, "scaledet-hard", SHORT_RUN),
+    "table8_hard_L+C+O365+OID": Pretrain(LCOO, "scaledet-hard", PAPER_R50),
 }
-TABLE7 = {  # ScaleDet-T/B pretraining (ScaleDet-R is Table 1's L+C+O365+OID run)
-    "table7_pretrain_swin-t": Pretrain(LCOO, "scaledet", 750_000, 128, "swin-t"),
-    "table7_pretrain_swin-b": Pretrain(LCOO, "scaledet", 750_000, 128, "swin-b"),
+# ScaleDet-T/B pretraining (ScaleDet-R is Table 1's L+C+O365+OID run). The paper does not say which text
+# encoder Table 7 used; its Table 2 trains T and B with both CLIP and OpenCLIP ViT-H/14 (not a sweep here):
+# CLIP, the paper's default (§4.2), is kept.
+TABLE7 = {
+    "table7_pretrain_swin-t": Pretrain(LCOO, "scaledet", replace(PAPER_R50, backbone="swin-t")),
+    "table7_pretrain_swin-b": Pretrain(LCOO, "scaledet", replace(PAPER_R50, backbone="swin-b")),
 }
 
 
@@ -115,10 +133,11 @@ def pretrain_file(stem: str, run: Pretrain, table: str) -> str:
         (f"#   data.batch_size {run.batch} is the global batch: {per_gpu} images per GPU per step on the "
          f"{GPUS} tasks below"),
         f"#   rate: {source}",
-        f"# pretrain job id: {run.spec().job_id} (checkpoints in runs/{run.spec().job_id}/)",
+        f"# pretrain job id: {run.spec().job_id} (checkpoints in <runs root>/{run.spec().job_id}/checkpoints/)",
         "# Evaluation on the four upstream val sets (COCO AP for C and O365, LVIS federated AP, OpenImages",
-        "# AP50 over the expanded hierarchy) is the pretrain work's; the text encoder is CLIP ViT-B/32 (paper §4.2).",
-        f"sweep: {stem.replace('_', '-').replace('+', '-').lower()}",
+        (f"# AP50 over the expanded hierarchy) is the pretrain work's; text_encoder {run.schedule.text_encoder}"
+         + (" is CLIP ViT-B/32 (paper §4.2)." if run.schedule.text_encoder == "clip" else ".")),
+        f"sweep: {_sweep_name(stem)}",
         "suite: upstream",
         f"datasets: [{', '.join(run.datasets)}]",
         "modes: [pretrain]",
@@ -134,21 +153,36 @@ def pretrain_file(stem: str, run: Pretrain, table: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def transfer_sweep(stem: str, source: Pretrain, modes: tuple[str, ...]) -> SweepFile:
+    """The transfer sweep from ``source``'s checkpoint, named by its pretrain job id (``pretrain_job``: found
+    under whatever runs root the sweep runs with) and upstream label, as a staged sweep's transfer cells are."""
+    overrides = {**start_overrides(source.datasets, source.spec().job_id), "model.backbone": source.backbone}
+    return SweepFile(suite="odinw13", datasets=ODINW13, modes=modes, methods=("scaledet",), seeds=(SEED,),
+                     split_policy="glip", overrides=tuple(sorted(overrides.items())), executor="slurm",
+                     workload="scaledet", resources=TRANSFER_RESOURCES, sweep=_sweep_name(stem))
+
+
 def transfer_file(stem: str, source: Pretrain, modes: tuple[str, ...], table: str) -> str:
+    sweep = transfer_sweep(stem, source, modes)
+    specs = sweep.plan()
+    estimates = budget.estimate_cells(specs)
     rate = RATES[source.backbone].images_per_second
-    eval_hours = budget.images_hours(ODINW_EVAL_IMAGES, source.backbone) * len(modes)
-    finetune_hours = (budget.images_hours(FINETUNE_EPOCHS * ODINW_TRAIN_IMAGES, source.backbone)
-                      if "finetune" in modes else 0.0)
+    hours = sum(estimates[s.job_id].hours for s in specs)
+    finetune = [s for s in specs if s.mode == "finetune"]
+    batch = {s.override("data.batch_size") for s in finetune}
+    steps = sum(estimates[s.job_id].steps for s in finetune)
     job = source.spec().job_id
+    resources = TRANSFER_RESOURCES
     lines = [
         f"# {table}: {' and '.join(modes)} transfer to ODinW-13 from {source.method} {source.name} ({source.backbone}).",
         "# Written by benchmarks/make_scaledet_sweeps.py; edit that script, not this file.",
         f"# GPU budget: evaluation {ODINW_EVAL_IMAGES:,} images x {len(modes)} mode(s) / {rate:.2f} images/s/GPU"
-        + (f" + finetune {FINETUNE_EPOCHS} epochs x {ODINW_TRAIN_IMAGES:,} train images (assumed schedule)"
-           if finetune_hours else "")
-        + f" = {eval_hours + finetune_hours:,.1f} GPU-hours (training rate used for evaluation too: approximate)",
-        f"# Needs the pretrain job {job} first (its sweep file is {_stem_of(source)}.yaml).",
-        f"sweep: {stem.replace('_', '-').replace('+', '-').lower()}",
+        + (f" + finetune {FINETUNE_EPOCHS} epochs of {ODINW_TRAIN_IMAGES:,} train images at batch {batch.pop()} "
+           f"({steps:,} steps over the 13 datasets)" if finetune else "")
+        + f" = {hours:,.1f} GPU-hours (training rate used for evaluation too: approximate)",
+        f"# Starts from the pretrain job {job} (its sweep file is {_stem_of(source)}.yaml): its checkpoint",
+        "# <runs root>/<pretrain_job>/checkpoints/last.pt, and its text encoder (recorded in the checkpoint).",
+        f"sweep: {sweep.sweep}",
         "suite: odinw13",
         f"datasets: [{', '.join(ODINW13)}]",
         f"modes: [{', '.join(modes)}]",
@@ -156,13 +190,17 @@ def transfer_file(stem: str, source: Pretrain, modes: tuple[str, ...], table: st
         f"seeds: [{SEED}]",
         "split_policy: glip",
         "overrides:",
-        f"  checkpoint: runs/{job}/last.pt",
-        f"  model.backbone: {source.backbone}",
+        *[f"  {key}: {_yaml(value)}" for key, value in sweep.overrides],
         "executor: slurm",
         "workload: scaledet",
-        "resources: {nodes: 1, gpus_per_node: 1, ntasks_per_node: 1, cpus_per_task: 8, time: 240}",
+        (f"resources: {{nodes: {resources.nodes}, gpus_per_node: {resources.gpus_per_node}, ntasks_per_node: "
+         f"{resources.ntasks_per_node}, cpus_per_task: {resources.cpus_per_task}, time: {resources.time}}}"),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _sweep_name(stem: str) -> str:
+    return stem.replace("_", "-").replace("+", "-").lower()
 
 
 def _stem_of(run: Pretrain) -> str:
@@ -170,7 +208,10 @@ def _stem_of(run: Pretrain) -> str:
 
 
 def _yaml(value: object) -> str:
-    return f"[{', '.join(str(v) for v in value)}]" if isinstance(value, tuple) else str(value)
+    """``value`` as YAML that reads back as the same value (a job id of digits stays a string)."""
+    if isinstance(value, tuple):
+        return f"[{', '.join(_yaml(v) for v in value)}]"
+    return json.dumps(value) if isinstance(value, str) and yaml.safe_load(value) != value else str(value)
 
 
 def all_files() -> dict[str, str]:

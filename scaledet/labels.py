@@ -16,7 +16,7 @@ from torch import Tensor
 
 from scaledet.errors import ConfigError
 from scaledet.prompts import IMAGENET_TEMPLATES, prompts_for
-from scaledet.text import TextEncoder
+from scaledet.text import EncoderSetting, TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,8 @@ class LabelSpace:
     """An ordered list of labels with their text embeddings.
 
     ``datasets[i]`` is the dataset label ``i`` comes from; ``prompts[i]`` the prompts that were embedded
-    for it; ``embeddings`` is ``[n, D]`` float32, rows L2-normalised.
+    for it; ``embeddings`` is ``[n, D]`` float32, rows L2-normalised. ``encoder_setting`` says how to build the
+    encoder again (``None``: unknown, e.g. embeddings given directly or a state saved before it was recorded).
     """
 
     names: tuple[str, ...]
@@ -36,6 +37,7 @@ class LabelSpace:
     prompts: tuple[tuple[str, ...], ...]
     encoder_id: str
     embeddings: Tensor = field(repr=False)
+    encoder_setting: EncoderSetting | None = None
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -79,6 +81,7 @@ class LabelSpace:
             prompts=tuple(p for s in spaces for p in s.prompts),
             encoder_id=spaces[0].encoder_id,
             embeddings=torch.cat([s.embeddings for s in spaces], dim=0),
+            encoder_setting=next((s.encoder_setting for s in spaces if s.encoder_setting), None),
         )
 
     def indices_of(self, dataset: str) -> list[int]:
@@ -97,6 +100,7 @@ class LabelSpace:
             tuple(self.prompts[i] for i in idx),
             self.encoder_id,
             self.embeddings[idx],
+            self.encoder_setting,
         )
 
     def to_state(self) -> dict:
@@ -107,6 +111,7 @@ class LabelSpace:
             "prompts": [list(p) for p in self.prompts],
             "encoder_id": self.encoder_id,
             "embeddings": self.embeddings.clone(),
+            **({"encoder_setting": self.encoder_setting.to_state()} if self.encoder_setting else {}),
         }
 
     @classmethod
@@ -118,6 +123,7 @@ class LabelSpace:
                 tuple(tuple(p) for p in state["prompts"]),
                 str(state["encoder_id"]),
                 state["embeddings"].float(),
+                EncoderSetting.from_state(state.get("encoder_setting")),
             )
         except KeyError as error:
             raise ConfigError(f"label space state lacks the field {error}") from error
@@ -184,7 +190,8 @@ def encode_label_space(
         embeddings = _encode_prompts(encoder, prompts)
         if use_cache:
             _write_cache(cache_file, names, encoder.id, embeddings)
-    return LabelSpace(names, (dataset,) * len(names), prompts, encoder.id, embeddings)
+    return LabelSpace(names, (dataset,) * len(names), prompts, encoder.id, embeddings,
+                      getattr(encoder, "setting", None))
 
 
 def _encode_prompts(encoder: TextEncoder, prompts: tuple[tuple[str, ...], ...]) -> Tensor:

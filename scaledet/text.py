@@ -1,15 +1,18 @@
 """Text encoders: a small protocol and two implementations (offline MiniLM, OpenCLIP).
 
 An encoder turns prompts into embeddings ``[N, D]``; its ``id`` names model and weights, and goes into
-every label-space fingerprint, so a cache entry made with one encoder never serves another.
+every label-space fingerprint, so a cache entry made with one encoder never serves another. Its ``setting``
+(:class:`EncoderSetting`: the name and weights :func:`build_text_encoder` was given) is how to build it again;
+label spaces, hence checkpoints, carry it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -17,6 +20,46 @@ from torch import Tensor
 from scaledet.errors import ConfigError, WeightsUnavailableError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EncoderSetting:
+    """How to build a text encoder again: the arguments of :func:`build_text_encoder` (``weights``: a pretrained
+    tag or a local file; ``None``: the name's default)."""
+
+    name: str
+    weights: str | None = None
+
+    def to_state(self) -> dict[str, str | None]:
+        return {"name": self.name, "weights": self.weights}
+
+    @classmethod
+    def from_state(cls, state: Any) -> EncoderSetting | None:
+        """The setting saved by :meth:`to_state`; ``None`` for a state without one (older checkpoints)."""
+        if not isinstance(state, dict) or not isinstance(state.get("name"), str):
+            return None
+        weights = state.get("weights")
+        return cls(state["name"], None if weights is None else str(weights))
+
+    def build(self, device: str = "cpu") -> TextEncoder:
+        return build_text_encoder(self.name, self.weights, device=device)
+
+
+def setting_from_id(encoder_id: str) -> EncoderSetting | None:
+    """The setting that builds encoder ``encoder_id`` again where the id alone says it (for label spaces saved
+    without a setting): MiniLM, CLIP ViT-B/32 ``openai``, OpenCLIP ViT-H/14 ``laion2b_s32b_b79k``, another OpenCLIP
+    model with a named tag. ``None`` for weights from a local file or random ones."""
+    if encoder_id.startswith("minilm"):
+        return EncoderSetting("minilm")
+    parts = encoder_id.split(":")
+    if len(parts) != 3 or parts[0] != "openclip" or parts[2] in ("random", "file"):
+        return None
+    model, tag = parts[1], parts[2]
+    if (model, tag) == ("ViT-B-32", "openai"):
+        return EncoderSetting("clip")
+    if (model, tag) == ("ViT-H-14", "laion2b_s32b_b79k"):
+        return EncoderSetting("openclip")
+    return EncoderSetting(f"openclip:{model}", tag)
 
 
 @runtime_checkable
@@ -37,6 +80,7 @@ class MiniLMEncoder:
         self.device = device
         self.batch_size = batch_size
         self.id = "minilm-l6-v2"
+        self.setting = EncoderSetting("minilm")
         self._model = None
 
     def _load(self):
@@ -75,6 +119,7 @@ class OpenCLIPEncoder:
         self.device = device
         weights = "random" if pretrained is None else _weights_label(pretrained)
         self.id = f"openclip:{model}:{weights}"
+        self.setting = EncoderSetting(f"openclip:{model}", pretrained)  # build_text_encoder names its shorthands
         self._model = None
         self._tokenizer = None
 
@@ -147,13 +192,18 @@ def _weights_label(pretrained: str) -> str:
 
 def build_text_encoder(name: str = "minilm", weights: str | None = None, device: str = "cpu") -> TextEncoder:
     """An encoder by name: ``minilm`` (offline default), ``clip`` (ViT-B-32), ``openclip`` (ViT-H-14),
-    or ``openclip:<model>`` with ``weights`` = a pretrained tag or a local checkpoint path."""
+    or ``openclip:<model>`` with ``weights`` = a pretrained tag or a local checkpoint path. The encoder's
+    ``setting`` is ``EncoderSetting(name, weights)``."""
+    encoder: MiniLMEncoder | OpenCLIPEncoder
     if name == "minilm":
-        return MiniLMEncoder(device=device)
-    if name == "clip":
-        return OpenCLIPEncoder("ViT-B-32", weights or "openai", device=device)
-    if name == "openclip":
-        return OpenCLIPEncoder("ViT-H-14", weights or "laion2b_s32b_b79k", device=device)
-    if name.startswith("openclip:"):
-        return OpenCLIPEncoder(name.split(":", 1)[1], weights, device=device)
-    raise ConfigError(f"unknown text encoder '{name}'; valid: minilm, clip, openclip, openclip:<model name>")
+        encoder = MiniLMEncoder(device=device)
+    elif name == "clip":
+        encoder = OpenCLIPEncoder("ViT-B-32", weights or "openai", device=device)
+    elif name == "openclip":
+        encoder = OpenCLIPEncoder("ViT-H-14", weights or "laion2b_s32b_b79k", device=device)
+    elif name.startswith("openclip:"):
+        encoder = OpenCLIPEncoder(name.split(":", 1)[1], weights, device=device)
+    else:
+        raise ConfigError(f"unknown text encoder '{name}'; valid: minilm, clip, openclip, openclip:<model name>")
+    encoder.setting = EncoderSetting(name, weights)
+    return encoder

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.catalog import datasets as registry
 from harness.job import JobSpec
 from harness.plan.stages import staged_plan
-from harness.plan.suite_settings import suite_overrides
+from harness.plan.suite_settings import PAPER_R50, suite_overrides
 from harness.workloads.fewshot import sample_shots, subset
 from harness.workloads.scaledet import SCALEDET
 from harness.workloads.scaledet.work import settings, starting_checkpoint, upstream_order
@@ -63,9 +64,22 @@ def test_a_given_checkpoint_means_one_stage_and_no_pretraining():
         _plan(["direct"], overrides=(("checkpoint", "c.pt"),), upstream=[["Aquarium"]])
 
 
-def test_suites_without_upstream_need_a_checkpoint_and_names_are_checked():
+def test_odinw13_pretrains_as_the_paper_does_first(monkeypatch):
+    """No checkpoint: ScaleDet-R on LVIS+COCO+O365+OID (the upstream suite, the paper's settings), then transfer."""
+    pretrain, transfer = staged_plan(SCALEDET, "odinw13", ["Raccoon"], ["direct"], ["scaledet"], [3],
+                                     **{**PLAN, "split_policy": "test"})
+    (job,) = pretrain
+    assert (job.suite, job.dataset, job.split_policy) == ("upstream", "coco+lvis+objects365+openimages", "glip")
+    assert dict(job.overrides) == PAPER_R50.overrides() and job.override("text_encoder") == "clip"
+    (cell,) = transfer
+    assert (cell.suite, cell.split_policy) == ("odinw13", "test")
+    assert dict(cell.overrides) == {"pretrain_job": job.job_id, "upstream": "lvis+coco+objects365+openimages"}
+
+
+def test_suites_without_upstream_need_a_checkpoint_and_names_are_checked(monkeypatch):
+    monkeypatch.setitem(registry.SUITES, "bare", registry.Suite("bare", ("Raccoon",)))
     with pytest.raises(ConfigError, match="no upstream datasets of its own: transfer jobs need --checkpoint"):
-        staged_plan(SCALEDET, "odinw13", ["Raccoon"], ["direct"], ["scaledet"], [3], **PLAN)
+        staged_plan(SCALEDET, "bare", ["Raccoon"], ["direct"], ["scaledet"], [3], **PLAN)
     with pytest.raises(ConfigError, match=r"unknown dataset of suite 'demo' 'Mushrooms'"):
         staged_plan(SCALEDET, "demo", ["Mushrooms"], ["direct"], ["scaledet"], [3], **PLAN)
 

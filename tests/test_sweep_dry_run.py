@@ -124,7 +124,9 @@ def test_transfer_estimates_by_hand():
                     overrides={"model.backbone": "r50", "train.max_steps": 100, "data.batch_size": 4})
     assert budget.estimate_cell(steps).hours == pytest.approx((100 * 4 + 127) / rate / 3600)
     shots = JobSpec("odinw13", "Aquarium", "fewshot", "scaledet", 3, 5, overrides={"model.backbone": "r50"})
-    assert budget.estimate_cell(shots).hours == pytest.approx((12 * 5 * 7 + 127) / rate / 3600)  # 7 classes
+    # 7 classes: at most 35 images, 5 steps of 8 an epoch (the last one partly filled: 40 images drawn)
+    assert budget.estimate_cell(shots).hours == pytest.approx((12 * 5 * 8 + 127) / rate / 3600)
+    assert budget.estimate_cell(shots).steps == 60
 
 
 
@@ -188,3 +190,54 @@ def test_rank_batches_by_hand():
     with pytest.raises(ConfigError, match=rf"job {own.job_id} \(fewshot Raccoon\): data.batch_size 8 is not "
                                           r"divisible by the world size 16.*\(world size 16: 2 nodes\)"):
         budget.rank_batches([pretrain, own], 16, "2 nodes")
+
+
+UPSTREAM_ENV = ("SCALEDET_LVIS_ROOT", "SCALEDET_COCO_ROOT", "SCALEDET_OBJECTS365_ROOT", "SCALEDET_OPENIMAGES_ROOT")
+
+
+@pytest.fixture
+def no_upstream_data(tmp_path, monkeypatch) -> Path:
+    """A working directory and a data root without the upstream datasets; returns the data root."""
+    monkeypatch.chdir(tmp_path)
+    for name in UPSTREAM_ENV:
+        monkeypatch.delenv(name, raising=False)
+    root = tmp_path / "data"
+    monkeypatch.setenv("SCALEDET_DATA", str(root))
+    return root
+
+
+def test_run_dry_run_plans_the_papers_pretraining_then_the_13_finetunes(no_upstream_data, tmp_path, capsys):
+    assert main(["run", "--suite", "odinw13", "--mode", "finetune", "--dry-run"]) == 0  # no data needed
+    out = capsys.readouterr().out
+    paper = load_sweep_file(Path(__file__).resolve().parents[1] / "benchmarks" / "scaledet_sweeps"
+                            / "table1_scaledet_L+C+O365+OID.yaml").plan()[0]  # ScaleDet-R, Tables 1, 7, 8
+    assert re.search(rf"\n1 +pretrain +scaledet +coco\+lvis\+objects365\+openimages .* {paper.job_id} .* 750,000 "
+                     r"+2,266\.67 ", out)  # the same cell as the paper's sweep file: it runs once
+    finetunes = re.findall(r"\n2 +finetune +scaledet +(\w+) +lvis\+coco\+objects365\+openimages .* 4 \(4 per rank "
+                           r"on 1 rank\) +([\d,]+) ", out)
+    assert len(finetunes) == 13 and dict(finetunes)["Packages"] == "60"  # 12 epochs of 19 images at 4 a step
+    total = float(re.search(r"^total: 1 sweep\(s\), 14 cell\(s\).*, ([\d,.]+) GPU-hours", out, re.MULTILINE)[1]
+                  .replace(",", ""))
+    assert total == pytest.approx(2273.7, abs=0.05)
+    assert "dry run: nothing submitted, nothing written" in out
+    assert list(tmp_path.iterdir()) == [] and not no_upstream_data.exists()
+
+
+def test_run_without_upstream_data_names_what_is_missing_and_submits_nothing(no_upstream_data, tmp_path,
+                                                                            monkeypatch, capsys):
+    monkeypatch.setattr("harness.run.orchestrate.submit", lambda *a, **k: pytest.fail("submitted"))
+    coco = no_upstream_data / "coco" / "annotations"  # COCO is there; the other three are not
+    coco.mkdir(parents=True)
+    for split in ("train", "val"):
+        (coco / f"instances_{split}2017.json").write_text("{}")
+    assert main(["run", "--suite", "odinw13", "--mode", "finetune"]) == 1
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()  # one message
+    assert line.startswith("harness run: error: upstream data for pretraining (job ")
+    for name, title in (("lvis", "LVIS v1"), ("objects365", "Objects365 v2"), ("openimages", "OpenImages v6")):
+        assert f"{title} ({name}): no train or val annotations in {no_upstream_data / name}" in line
+        assert f"$SCALEDET_{name.upper()}_ROOT" in line
+    assert "COCO 2017" not in line and "lvis_v1_train.json" in line
+    assert "--checkpoint PATH" in line
+    assert "sweep " not in captured.out  # stopped before the launch began
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no results/, runs/ or reports/

@@ -12,6 +12,7 @@ import pytest
 
 from harness.plan.sweepfile import load_sweep_file, load_sweep_files
 from harness.workloads.scaledet import budget
+from harness.workloads.scaledet.work import upstream_order
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 FILES = sorted((BENCH / "scaledet_sweeps").glob("*.yaml"))
@@ -60,8 +61,7 @@ def test_every_file_loads_and_states_a_consistent_budget(path: Path) -> None:
         assert budget.estimate_cells(specs)[specs[0].job_id].hours == pytest.approx(hours, abs=0.05)
     else:
         assert len(specs) == 13 * len(sweep.modes)
-        job = re.search(r"runs/(\w{12})/last.pt", overrides["checkpoint"]).group(1)
-        source = next(f for f in FILES if f"pretrain job id: {job}" in f.read_text())
+        source = next(f for f in FILES if f"pretrain job id: {overrides['pretrain_job']}" in f.read_text())
         assert source.name in header
         hours = float(re.search(r"= ([\d,.]+) GPU-hours", header)[1].replace(",", ""))
         assert sum(e.hours for e in budget.estimate_cells(specs).values()) == pytest.approx(hours, abs=0.05)
@@ -78,3 +78,34 @@ def test_table1_schedules_and_shared_cells() -> None:
     assert (hard.dataset, hard.overrides) == (full.dataset, full.overrides) and hard.method == "scaledet-hard"
     # Table 1's first row by hand: 90,000 x 64 images at 5,760,000 / (17 h x 8 GPUs) images/s/GPU = 136 GPU-hours
     assert gen.TABLE1["table1_baseline_L"].gpu_hours() == pytest.approx(17 * 8)
+
+
+def _pretrain_cells() -> dict[str, object]:
+    """job id -> pretrain cell, of every cell the pretrain sweep files plan."""
+    sweeps = [load_sweep_file(f) for f in FILES]
+    return {spec.job_id: spec for sweep in sweeps if "pretrain" in sweep.modes for spec in sweep.plan()}
+
+
+@pytest.mark.parametrize("path", [f for f in FILES if "pretrain" not in load_sweep_file(f).modes],
+                         ids=lambda f: f.stem)
+def test_transfer_files_start_from_a_cell_the_pretrain_files_plan(path: Path, tmp_path: Path) -> None:
+    """Named by job id, the starting point follows the pretrain files: change one and this breaks. It resolves
+    under any runs root, where pretraining writes (<runs root>/<job id>/checkpoints/last.pt)."""
+    from harness.workloads.scaledet.work import settings, starting_checkpoint
+
+    overrides = dict(load_sweep_file(path).overrides)
+    assert "checkpoint" not in overrides
+    pretrain = _pretrain_cells()[overrides["pretrain_job"]]
+    assert overrides["upstream"] == "+".join(upstream_order("upstream", pretrain.dataset.split("+")))
+    runs = tmp_path / "elsewhere" / "runs"
+    written = runs / pretrain.job_id / "checkpoints" / "last.pt"
+    written.parent.mkdir(parents=True)
+    written.write_bytes(b"")
+    for spec in load_sweep_file(path).plan():
+        assert starting_checkpoint(settings(spec)[0], runs / spec.job_id) == written
+
+
+def test_the_paper_pretraining_embeds_labels_with_clip() -> None:
+    """Paper §4.2: CLIP ViT-B/32 text embeddings for Tables 1, 7, 8 (and Figures 3-4)."""
+    cells = _pretrain_cells().values()
+    assert len(cells) == 11 and {spec.override("text_encoder") for spec in cells} == {"clip"}

@@ -7,8 +7,8 @@ with the split's images beside the json, so a GLIP ODinW folder works as a data 
 
 Suites:
 
-- ``odinw13``: the 13 transfer datasets; their checkpoint comes from elsewhere (``--checkpoint``/``--pretrained``
-  or the ``upstream`` suite's pretrain jobs).
+- ``odinw13``: the 13 transfer datasets; their checkpoint is ``--checkpoint``/``--pretrained``, else the paper's
+  pretraining on the ``upstream`` suite's datasets (its ``pretrain_suite``), planned first.
 - ``demo``: small downscaled copies of four real ODinW datasets that ship inside the package
   (``harness/data/demo``); the suite pretrains on its ``upstream`` datasets and transfers to its ``datasets``.
 - ``upstream``: LVIS, COCO, Objects365, OpenImages as they lie on a cluster's disk (``harness.catalog.upstream``).
@@ -148,7 +148,10 @@ class Suite:
 
     name: str
     datasets: tuple[str, ...]
-    upstream: tuple[str, ...] = ()  # empty: transfer starts from a checkpoint given by the user
+    upstream: tuple[str, ...] = ()  # the datasets its own pretrain jobs train on
+    # where transfer cells without a checkpoint pretrain: "" = this suite's upstream datasets, else the named
+    # suite's (odinw13 -> upstream: LVIS+COCO+O365+OID, the paper's); neither: a checkpoint must be given
+    pretrain_suite: str = ""
     description: str = ""
     label_spaces_only: bool = False  # upstream: class lists are known, data is found through harness.catalog.upstream
     split_policy: str = "glip"  # the default split policy of its runs (SPLIT_POLICIES)
@@ -159,7 +162,8 @@ DEMO_UPSTREAM: tuple[str, ...] = ("Aquarium", "Packages", "Raccoon")
 DEMO_DOWNSTREAM: tuple[str, ...] = ("NorthAmericaMushrooms", "Raccoon")
 
 SUITES: dict[str, Suite] = {
-    "odinw13": Suite("odinw13", tuple(DATASETS), description="ODinW-13 (GLIP's 13 datasets, paper Table D)"),
+    "odinw13": Suite("odinw13", tuple(DATASETS), pretrain_suite="upstream",
+                     description="ODinW-13 (GLIP's 13 datasets, paper Table D)"),
     "demo": Suite("demo", DEMO_DOWNSTREAM, DEMO_UPSTREAM, split_policy="test",
                   description="embedded: pretrain on Aquarium+Packages+Raccoon, transfer to Mushrooms and Raccoon"),
     "upstream": Suite("upstream", UPSTREAM_ORDER, UPSTREAM_ORDER, label_spaces_only=True,

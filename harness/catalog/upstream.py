@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,22 @@ def has_split(name: str, split: str, roots: Mapping[str, str | Path] | None = No
 def is_present(name: str, roots: Mapping[str, str | Path] | None = None) -> bool:
     """Whether every split of upstream dataset ``name`` has its annotation file on disk."""
     return all(has_split(name, split, roots) for split in get_spec(name).splits)
+
+
+def missing_annotations(names: Sequence[str], splits: Sequence[str] = SPLITS,
+                        roots: Mapping[str, str | Path] | None = None) -> list[str]:
+    """One entry per dataset of ``names`` with an annotation file of ``splits`` absent: which splits, the files
+    looked for, the root and the setting that chose it (empty: all there). Images are checked when loaded."""
+    missing = []
+    for name in names:
+        spec = get_spec(name)
+        root, setting = dataset_root(name, roots)
+        absent = [split for split in splits if not any((root / c).is_file() for c in spec.splits[split].annotations)]
+        if absent:
+            looked = ", ".join(" or ".join(spec.splits[split].annotations) for split in absent)
+            missing.append(f"{spec.title} ({name}): no {' or '.join(absent)} annotations in {root} (looked for "
+                           f"{looked}; root from {setting})")
+    return missing
 
 
 def load_upstream(name: str, split: str = "val", roots: Mapping[str, str | Path] | None = None,

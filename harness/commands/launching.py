@@ -17,7 +17,9 @@ from scaledet.errors import ConfigError
 
 
 def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by `run` and `sweep`: where things go, which executor, what to re-run."""
+    """Options shared by `run` and `sweep`: where things go, which executor, what to re-run, dry runs."""
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the job grid, steps and GPU-hour estimate; submit nothing, write nothing")
     parser.add_argument("--executor", choices=EXECUTORS, help="debug (in-process), local or slurm")
     parser.add_argument("--results-root", type=Path, default=Path("results"))
     parser.add_argument("--runs-root", type=Path, default=Path("runs"))

@@ -78,7 +78,8 @@ def disk_state(spec: registry.DatasetSpec, root: Path | None) -> str:
 def _overview(root: Path | None) -> int:
     print(root_line(root))
     print()
-    rows = [[s.name, len(s.datasets), "+".join(s.upstream) or "(checkpoint given)", s.description]
+    rows = [[s.name, len(s.datasets), "+".join(s.upstream) or (f"{s.pretrain_suite}'s" if s.pretrain_suite
+                                                                else "(checkpoint given)"), s.description]
             for s in registry.SUITES.values()]
     print(tabulate(rows, headers=["suite", "datasets", "upstream", "description"]))
     print()

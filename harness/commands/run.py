@@ -2,8 +2,10 @@
 
 Workload ``scaledet`` (the default) runs the detector (``harness.workloads.scaledet.work``); ``toy`` is a small stand-in
 for tests of the launch machinery. Transfer modes without ``--checkpoint`` first pretrain on the suite's
-upstream datasets (``harness.plan.stages``); each stage is one job array. With ``scaledet`` the report is rendered
-at the end (``--report-dir``, default ``reports/<suite>``).
+upstream datasets (``harness.plan.stages``: ``odinw13`` pretrains on the ``upstream`` suite's LVIS+COCO+O365+OID with
+the paper's settings, after a check that their data is there); each stage is one job array. With ``scaledet`` the
+report is rendered at the end (``--report-dir``, default ``reports/<suite>``). ``--dry-run`` prints the plan, the
+steps and GPU-hours as `harness sweep --dry-run` does (``harness.run.dryrun``), and needs no data.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import logging
 import yaml
 
 from harness.catalog.datasets import get_suite
-from harness.commands.launching import add_launch_arguments, launch_sweeps
+from harness.commands.launching import add_launch_arguments, launch_sweeps, options_from_args
 from harness.job import DEFAULT_SHOTS, MODES, SPLIT_POLICIES
 from harness.plan.sweepfile import SweepFile
+from harness.run.dryrun import dry_run
+from harness.run.orchestrate import sweep_batches
 from harness.workloads import WORKLOADS, get_workload
 from harness.workloads.methods import METHOD_NAMES
 from scaledet.config import typed_override
@@ -89,4 +93,8 @@ def run(args: argparse.Namespace) -> int:
                       seeds=args.seeds, shots=args.shots, split_policy=args.split_policy or "glip",
                       overrides=tuple(sorted(overrides.items())), executor=args.executor or "debug",
                       workload=args.workload, sweep=args.sweep)
+    if args.dry_run:
+        options = options_from_args(args, sweep)
+        return dry_run([("harness run", sweep)], [sweep_batches(sweep, options.resources, options.executor)],
+                       args.results_root, args.executor)
     return launch_sweeps([("", sweep)], args)

@@ -1,10 +1,11 @@
 """Staged plans: pretrain jobs first, then the transfer jobs that start from their checkpoints.
 
 A sweep whose transfer cells name no starting checkpoint (``checkpoint``/``pretrained``/``pretrain_job``
-overrides) pretrains on its upstream sets: the sweep file's ``upstream`` list, else the suite's upstream
-datasets (a method that is not ``joint``, e.g. the single-dataset ``baseline``, takes each upstream dataset
-alone). Each transfer cell then
-carries ``upstream`` (``A+B``, for reports) and ``pretrain_job`` (the pretrain cell's job id). Pretraining
+overrides) pretrains on its upstream sets: the sweep file's ``upstream`` list, else the upstream datasets of
+the suite's pretrain suite (the suite itself, or its ``pretrain_suite``: ``odinw13`` pretrains on the
+``upstream`` suite's LVIS+COCO+O365+OID, as the paper does, with that suite's pretrain settings). A method that
+is not ``joint``, e.g. the single-dataset ``baseline``, takes each upstream dataset alone. Each transfer cell
+then carries ``upstream`` (``A+B``, for reports) and ``pretrain_job`` (the pretrain cell's job id). Pretraining
 uses the sweep's first seed; the transfer cells use every seed.
 """
 
@@ -25,9 +26,14 @@ from scaledet.names import check_name
 START_KEYS = ("checkpoint", "pretrained", "pretrain_job")
 
 
+def pretrain_suite(suite: str) -> str:
+    """The suite whose datasets the pretrain cells of ``suite``'s transfer sweeps train on (and are planned in)."""
+    return registry.get_suite(suite).pretrain_suite or suite
+
+
 def upstream_sets(suite: str, methods: Sequence[str], given: Sequence[Sequence[str]] = ()) -> dict[str, list[tuple[str, ...]]]:
-    """method -> the upstream dataset sets it pretrains on (in the suite's upstream order)."""
-    record = registry.get_suite(suite)
+    """method -> the upstream dataset sets it pretrains on (in the pretrain suite's upstream order)."""
+    record = registry.get_suite(pretrain_suite(suite))
     sets = [tuple(s) for s in given] or [record.upstream]
     if not any(sets):
         raise ConfigError(f"suite '{suite}' has no upstream datasets of its own: transfer jobs need --checkpoint "
@@ -46,9 +52,11 @@ def staged_plan(workload: Workload, suite: str, datasets: Sequence[str], modes: 
                 methods: Sequence[str], seeds: Sequence[int], *, shots: Sequence[int], split_policy: str,
                 overrides: Sequence[tuple[str, Any]], upstream: Sequence[Sequence[str]] = ()) -> list[list[JobSpec]]:
     """The sweep's cells in stages: ``[pretrain cells, transfer cells]``, or one stage when no pretraining."""
-    record = registry.get_suite(suite)
-    for name in [*datasets, *(n for s in upstream for n in s)]:
+    record, home = registry.get_suite(suite), registry.get_suite(pretrain_suite(suite))
+    for name in datasets:
         check_name(f"dataset of suite '{suite}'", name, record.datasets + record.upstream)
+    for name in (n for s in upstream for n in s):
+        check_name(f"upstream dataset of suite '{home.name}'", name, home.datasets + home.upstream)
     pairs = dict(normalise_overrides(overrides))
     transfer_modes = [m for m in modes if m != "pretrain"]
     explicit = _plan(suite, datasets, ["pretrain"], methods, seeds[:1], split_policy, pairs) if "pretrain" in modes else []
@@ -62,9 +70,11 @@ def staged_plan(workload: Workload, suite: str, datasets: Sequence[str], modes: 
         workload.check_specs(explicit + transfer)
         return [s for s in (explicit, transfer) if s]
     pretrain, transfer = list(explicit), []
+    # pretrain cells of another suite are scored on its own splits: they take its split policy
+    home_policy = split_policy if home.name == suite else home.split_policy
     for method, sets in upstream_sets(suite, methods, upstream).items():
         for names in sets:
-            (job,) = _plan(suite, names, ["pretrain"], [method], seeds[:1], split_policy, pairs)
+            (job,) = _plan(home.name, names, ["pretrain"], [method], seeds[:1], home_policy, pairs)
             pretrain.append(job)
             start = {**pairs, **start_overrides(names, job.job_id)}
             transfer += _plan(suite, datasets, transfer_modes, [method], seeds, split_policy, start, shots)

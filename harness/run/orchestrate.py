@@ -13,7 +13,7 @@ from harness.job import JobSpec
 from harness.plan.resources import Resources
 from harness.plan.sweepfile import SweepFile
 from harness.run.launch import Submission, submit
-from harness.run.results import read_record, result_path, write_record
+from harness.run.results import cells_to_run, read_record, result_path, write_record
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,14 @@ def wave_of(stage: list[JobSpec], index: int) -> int:
 
 def launch_all(entries: list[Entry], options: LaunchOptions) -> list[Entry]:
     """Submit every entry's missing cells wave by wave (see the module docstring), waiting between waves; print
-    progress lines. Batches are checked for every sweep before anything is submitted."""
+    progress lines. Batches, and the data the cells to run read (``Workload.check_data``; a rehearsal stands in for
+    absent data), are checked for every sweep before anything is submitted."""
     for entry in entries:
         sweep_batches(entry.sweep, entry.resources, options.executor)
+        if not options.rehearsal:
+            entry.sweep.work.check_data(cells_to_run(options.results_root, entry.sweep_id, entry.specs,
+                                                     overwrite=options.overwrite, retry_failed=options.retry_failed))
+    for entry in entries:
         print(f"{entry.where}{': ' if entry.where else ''}sweep {entry.sweep_id}: {len(entry.specs)} cells in "
               f"{len(entry.stages)} stage(s) ({' then '.join(stage_name(s) for s in entry.stages) or 'nothing'}), "
               f"executor {options.executor or entry.sweep.executor}")

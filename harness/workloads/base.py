@@ -1,8 +1,8 @@
 """What a workload is: the object handed from the CLI to planning, submission, budgets and reports.
 
 A :class:`Workload` carries everything the layers above need to know about the jobs it runs: its work function
-per mode, the methods it accepts (:class:`Method` records), its check of a spec's settings (run before anything
-is submitted), its cost estimate, and whether its sweeps are staged (pretrain first) and reported.
+per mode, the methods it accepts (:class:`Method` records), its checks of a spec's settings and of the data its
+cells read (run before anything is submitted), its cost estimate, and whether its sweeps are staged (pretrain first) and reported.
 """
 
 from __future__ import annotations
@@ -33,15 +33,21 @@ class Method:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A cell's GPU-hours (``None``: no estimate) and how they were obtained (or why there are none)."""
+    """A cell's GPU-hours (``None``: no estimate), how they were obtained (or why there are none), and the
+    training steps it runs."""
 
     hours: float | None
     basis: str
     backbone: str | None = None  # whose rate was used
+    steps: int | None = None  # optimisation steps of a training cell (None: it does not train, or unknown)
 
 
 def _no_check(spec: JobSpec) -> None:
     """The check of a workload whose specs hold no settings of their own."""
+
+
+def _no_data_check(specs: list[JobSpec]) -> None:
+    """The data check of a workload that reads no data it could look for before its jobs start."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class Workload:
     work: Mapping[str, WorkFn]  # mode -> work function
     methods: tuple[Method, ...]
     check_spec: Callable[[JobSpec], None] = _no_check
+    # the cells about to be submitted -> one error naming every input they need that is absent (run before submitting)
+    check_data: Callable[[list[JobSpec]], None] = _no_data_check
     estimate: Callable[[list[JobSpec]], dict[str, Estimate]] | None = None  # None: no GPU-hour estimate
     # (specs, ranks per job, where that number comes from) -> job id -> (global batch, images per rank) or None
     rank_batches: Callable[[list[JobSpec], int, str], dict[str, tuple[int, int] | None]] | None = None

@@ -8,10 +8,11 @@ from harness.workloads.base import Workload
 from harness.workloads.methods import METHODS
 from harness.workloads.scaledet.budget import estimate_cells, rank_batches
 from harness.workloads.scaledet.rehearsal import REHEARSAL_WORK
-from harness.workloads.scaledet.work import check_spec, direct, finetune, pretrain
+from harness.workloads.scaledet.work import check_data, check_spec, direct, finetune, pretrain
 
 SCALEDET = Workload(
     name="scaledet",
     work={"pretrain": pretrain, "direct": direct, "finetune": finetune, "fewshot": finetune},
-    methods=METHODS, check_spec=check_spec, estimate=estimate_cells, rank_batches=rank_batches,
-    staged=True, uses_registry=True, reports=True, rehearsal_work=REHEARSAL_WORK, rehearsal_inputs=standin_data)
+    methods=METHODS, check_spec=check_spec, check_data=check_data, estimate=estimate_cells,
+    rank_batches=rank_batches, staged=True, uses_registry=True, reports=True, rehearsal_work=REHEARSAL_WORK,
+    rehearsal_inputs=standin_data)

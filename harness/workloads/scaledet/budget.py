@@ -2,9 +2,10 @@
 
 - ``pretrain``: ``train.max_steps x data.batch_size / rate / 3600``;
 - ``direct``: the evaluation split's images / rate / 3600 (the training rate used for inference: approximate);
-- ``finetune`` / ``fewshot``: (training images seen + evaluation images) / rate / 3600, where the images seen are
-  ``train.max_steps x data.batch_size`` when the cell sets ``train.max_steps``, else the epochs of the train split
-  of ``harness.workloads.schedule`` (fewshot: of at most shots x classes images); approximate.
+- ``finetune`` / ``fewshot``: (training images drawn + evaluation images) / rate / 3600, where the images drawn are
+  steps x ``data.batch_size``, the steps being ``train.max_steps`` when the cell sets it, else the epochs of the
+  train split of ``harness.workloads.schedule`` (fewshot: of at most shots x classes images); approximate.
+  A transfer cell without a ``data.batch_size`` of its own takes its pretrain cell's (as the job does).
 
 Image counts are the registry's (``harness.catalog.datasets.get_dataset(name, suite).images``, GLIP paper Table 9); an
 evaluation split without a count (EgoHands' and Vehicles' ``mini_val``) is counted as its full ``valid`` split.
@@ -91,11 +92,11 @@ def cell_config(spec: JobSpec) -> Config:
 
 
 def estimate_cells(specs: Iterable[JobSpec]) -> dict[str, Estimate]:
-    """job id -> estimate, for a sweep's cells (transfer cells take their backbone from the pretrain cell they
-    start from when it is among ``specs``, else from their ``model.backbone`` override)."""
+    """job id -> estimate, for a sweep's cells (transfer cells take their backbone, and batch when they set none,
+    from the pretrain cell they start from when it is among ``specs``, else from their own overrides)."""
     specs = list(specs)
-    backbones = {s.job_id: cell_config(s).model.backbone for s in specs if s.mode == "pretrain"}
-    return {s.job_id: estimate_cell(s, backbones) for s in specs}
+    pretrain = {s.job_id: cell_config(s) for s in specs if s.mode == "pretrain"}
+    return {s.job_id: estimate_cell(s, pretrain) for s in specs}
 
 
 def rank_batches(specs: Iterable[JobSpec], ranks: int, ranks_from: str = "") -> dict[str, tuple[int, int] | None]:
@@ -122,38 +123,56 @@ def rank_batches(specs: Iterable[JobSpec], ranks: int, ranks_from: str = "") -> 
     return out
 
 
-def estimate_cell(spec: JobSpec, pretrain_backbones: Mapping[str, str] | None = None) -> Estimate:
-    """The GPU-hours of one ``scaledet`` cell (see the module docstring)."""
+def estimate_cell(spec: JobSpec, pretrain: Mapping[str, Config] | None = None) -> Estimate:
+    """The GPU-hours of one ``scaledet`` cell (see the module docstring); ``pretrain``: job id -> config of the
+    pretrain cells a transfer cell may start from."""
     cfg = cell_config(spec)
     demo = "; the demo suite is sized for CPU" if spec.suite == "demo" else ""
     if spec.mode == "pretrain":
         backbone = cfg.model.backbone
-        if backbone not in RATES:
-            return Estimate(None, f"n/a (no rate for backbone {backbone}{demo})")
         steps, batch = cfg.train.max_steps, cfg.data.batch_size
+        if backbone not in RATES:
+            return Estimate(None, f"n/a (no rate for backbone {backbone}{demo})", steps=steps)
         return Estimate(pretrain_hours(steps, batch, backbone),
-                        f"{steps:,} steps x {batch} images / {_rate(backbone)}", backbone)
-    backbone = spec.override("model.backbone") or (pretrain_backbones or {}).get(spec.override("pretrain_job"))
+                        f"{steps:,} steps x {batch} images / {_rate(backbone)}", backbone, steps)
+    start = (pretrain or {}).get(spec.override("pretrain_job"))
+    batch = (start.data.batch_size if start is not None and spec.override("data.batch_size") is None
+             else cfg.data.batch_size)
+    steps = None if spec.mode == "direct" else _transfer_steps(spec, batch)
+    backbone = spec.override("model.backbone") or (start.model.backbone if start is not None else None)
     if backbone is None:
-        start = next((key for key in TRANSFER_START if spec.override(key)), "checkpoint")
-        return Estimate(None, f"n/a (backbone of the starting {start} unknown: set model.backbone)")
+        key = next((key for key in TRANSFER_START if spec.override(key)), "checkpoint")
+        return Estimate(None, f"n/a (backbone of the starting {key} unknown: set model.backbone)", steps=steps)
     if backbone not in RATES:
-        return Estimate(None, f"n/a (no rate for backbone {backbone}{demo})")
+        return Estimate(None, f"n/a (no rate for backbone {backbone}{demo})", steps=steps)
     if registry.get_suite(spec.suite).label_spaces_only:
         return Estimate(None, f"n/a (no image counts for upstream dataset {spec.dataset})")
     scored = eval_images(spec.suite, spec.dataset, spec.split_policy)
     if spec.mode == "direct":
         return Estimate(images_hours(scored, backbone), f"eval {scored:,} images / {_rate(backbone)}, approximate",
                         backbone)
+    train = _train_images(spec)
+    plan = Schedule.of(spec)
+    seen = plan.images_seen(train, batch)
+    schedule = plan.describe(train, batch)
+    return Estimate(images_hours(seen + scored, backbone),
+                    f"({schedule} + eval {scored:,} images) / {_rate(backbone)}, approximate", backbone, steps)
+
+
+def _train_images(spec: JobSpec) -> int:
+    """Training images of a fine-tune cell (fewshot: at most shots x classes)."""
     train = split_images(spec.suite, spec.dataset, "train")
     if spec.mode == "fewshot":
         classes = len(registry.get_dataset(spec.dataset, spec.suite).categories)
         train = min(train, int(spec.shots or 0) * classes)
-    plan = Schedule.of(spec)
-    seen = plan.images_seen(train, cfg.data.batch_size)
-    schedule = plan.describe(train, cfg.data.batch_size)
-    return Estimate(images_hours(seen + scored, backbone),
-                    f"({schedule} + eval {scored:,} images) / {_rate(backbone)}, approximate", backbone)
+    return train
+
+
+def _transfer_steps(spec: JobSpec, batch: int) -> int | None:
+    """Steps a fine-tune cell runs (``None``: its dataset's image count is unknown here)."""
+    if registry.get_suite(spec.suite).label_spaces_only:
+        return Schedule.of(spec).steps
+    return Schedule.of(spec).total_steps(_train_images(spec), batch)
 
 
 def _rate(backbone: str) -> str:

@@ -10,8 +10,10 @@
 
 The starting checkpoint of a transfer job is the override ``pretrain_job`` (a pretrain job's id, found under
 the same runs root), ``checkpoint`` (a path) or ``pretrained`` (not available offline). Other overrides:
-``model.*``/``data.*``/``train.*`` config keys, ``text_encoder`` (default ``minilm``), ``prompts``
-(``names`` or ``glip``: GLIP's odinw_35 prompt overrides), ``upstream`` (a label for reports), ``device``.
+``model.*``/``data.*``/``train.*`` config keys, ``text_encoder`` and ``text_weights`` (pretrain default ``minilm``; a
+transfer job takes its starting checkpoint's, saved with its label space, unless these say otherwise, and records
+which it used and from where), ``prompts`` (``names`` or ``glip``: GLIP's odinw_35 prompt overrides), ``upstream``
+(a label for reports), ``device``.
 Suite settings (``harness.plan.suite_settings``) are put into the specs' overrides by the plan, so they are part of
 every job id and result record.
 """
@@ -40,11 +42,11 @@ from scaledet.config import Config, load_config, preset, with_overrides
 from scaledet.data import CocoDataset
 from scaledet.distributed import resolve_device
 from scaledet.engine import evaluate, train
-from scaledet.errors import CheckpointError, ConfigError, WeightsUnavailableError
+from scaledet.errors import CheckpointError, ConfigError, DataError, WeightsUnavailableError
 from scaledet.files import atomic_torch_save
 from scaledet.labels import LabelSpace, encode_label_space
 from scaledet.names import check_name
-from scaledet.text import build_text_encoder
+from scaledet.text import EncoderSetting, build_text_encoder, setting_from_id
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +110,30 @@ def _sampled(records: CocoDataset | None) -> CocoDataset | None:
 
 
 def text_encoder(name: str, weights: str | None):
-    """The text encoder setting ``name`` names (a stand-in over whole label spaces in a rehearsal)."""
+    """The text encoder setting ``name`` names (a stand-in over whole label spaces in a rehearsal); its
+    ``setting`` goes into the label spaces it embeds, hence into checkpoints."""
     scale = TOY_SCALE.get()
-    return scale.encoder(name, weights) if scale else build_text_encoder(name, weights)
+    encoder = scale.encoder(name, weights) if scale else build_text_encoder(name, weights)
+    if getattr(encoder, "setting", None) is None:  # stand-ins: transfer jobs rebuild the same stand-in
+        encoder.setting = EncoderSetting(name, weights)
+    return encoder
+
+
+def check_data(specs: list[JobSpec]) -> None:
+    """Before anything is submitted: the annotation files of the upstream datasets (LVIS, COCO, Objects365,
+    OpenImages) the pretrain cells of ``specs`` read; one ``DataError`` naming all that is absent, where it was
+    looked for, and ``--checkpoint`` as the way around pretraining."""
+    from harness.catalog.upstream import missing_annotations
+
+    jobs = [s for s in specs if s.mode == "pretrain" and registry.get_suite(s.suite).label_spaces_only]
+    names = dict.fromkeys(n for s in jobs for n in upstream_order(s.suite, s.dataset.split("+")))
+    missing = missing_annotations(list(names))
+    if missing:
+        raise DataError(
+            f"upstream data for pretraining ({', '.join(f'job {s.job_id}: {s.method} on {s.dataset}' for s in jobs)}) "
+            f"is missing: {'; '.join(missing)}. Put the datasets there (layouts: docs/upstream.md) or point the "
+            "variables named at them; or skip pretraining and transfer from a checkpoint: --checkpoint PATH "
+            "(e.g. runs/<pretrain job>/checkpoints/last.pt). Nothing was submitted")
 
 
 def load_source(suite: str, name: str, split_policy: str, with_train: bool, prompts: str = "names") -> Source:
@@ -185,8 +208,9 @@ def pretrain(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
         preset(METHOD_PRESETS[spec.method]).train, seed=spec.seed)), overrides))
     names = upstream_order(spec.suite, spec.dataset.split("+"))
     sources = [load_source(spec.suite, n, spec.split_policy, True, work.get("prompts", "names")) for n in names]
-    encoder = text_encoder(work.get("text_encoder", "minilm"), work.get("text_weights"))
-    space = LabelSpace.concat([encode(s, encoder) for s in sources])
+    setting = EncoderSetting(work.get("text_encoder", "minilm"), work.get("text_weights"))
+    encoder = text_encoder(setting.name, setting.weights)
+    space = LabelSpace.concat([encode(s, encoder) for s in sources])  # carries the setting into the checkpoints
     device = resolve_device(work.get("device"))
     log.info("pretrain %s on %s: %d labels, %d steps", spec.method, "+".join(names), len(space), cfg.train.max_steps)
     result = train(cfg, [s.train for s in sources], space, run_dir / "checkpoints", device=device)
@@ -200,6 +224,7 @@ def pretrain(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
         per_class.update({f"{source.name}/{k}": v for k, v in found.get("per_class", {}).items()})
     metrics["AP"] = sum(metrics.values()) / len(sources)
     metrics["steps"] = float(result.step)
+    work = {**work, "text_encoder": setting.name, "text_weights": setting.weights}
     return {"metrics": metrics, "per_class_ap": per_class, "config": {**cfg.to_dict(), "work": work},
             "dataset_version": ", ".join(s.version for s in sources),
             "dataset_sha": files_sha(tuple(f for s in sources for f in s.files)),
@@ -239,19 +264,37 @@ def starting_checkpoint(work: dict[str, Any], run_dir: Path) -> Path:
                       "datasets (its pretrain job runs first)")
 
 
+def transfer_encoder(work: dict[str, Any], saved: dict[str, Any], path: Path) -> tuple[EncoderSetting, str]:
+    """(text encoder setting, where it comes from: ``overrides`` or ``checkpoint``) of a transfer job.
+
+    The overrides' ``text_encoder`` wins; else the setting saved with the checkpoint's label space (or, for a
+    checkpoint saved without one, what its encoder id says), with the overrides' ``text_weights`` if given (the
+    same weights from another place).
+    """
+    if work.get("text_encoder"):
+        return EncoderSetting(str(work["text_encoder"]), work.get("text_weights")), "overrides"
+    saved_id = str(saved["encoder_id"])
+    stored = EncoderSetting.from_state(saved.get("encoder_setting")) or setting_from_id(saved_id)
+    if stored is None:
+        raise ConfigError(f"checkpoint {path} used text encoder '{saved_id}' and does not say how to build it: pass "
+                          "--set text_encoder=NAME (clip, openclip or openclip:<model>) and text_weights if needed")
+    if work.get("text_weights") is not None:
+        stored = replace(stored, weights=str(work["text_weights"]))
+    return stored, "checkpoint"
+
+
 def transfer_inputs(spec: JobSpec, run_dir: Path, with_train: bool):
-    """(work settings, checkpoint state, config, target source, target label space, text encoder id)."""
+    """(work settings, with the text encoder setting used; checkpoint state, config, target source, target label
+    space, text encoder id, checkpoint path)."""
     work, overrides = settings(spec)
     path = starting_checkpoint(work, run_dir)
     state = ckpt.load_checkpoint(path)
     cfg = load_config(state["config"])
     cfg = _scaled(with_overrides(replace(cfg, train=replace(preset(cfg.method).train, seed=spec.seed)), overrides))
     saved_encoder = state["label_space"]["encoder_id"]
-    encoder_name = work.get("text_encoder") or ("minilm" if saved_encoder.startswith("minilm") else None)
-    if encoder_name is None:
-        raise ConfigError(f"checkpoint {path} used text encoder '{saved_encoder}': pass --set text_encoder=NAME "
-                          "(clip, openclip or openclip:<model>) and text_weights if needed")
-    encoder = text_encoder(encoder_name, work.get("text_weights"))
+    setting, origin = transfer_encoder(work, state["label_space"], path)
+    work = {**work, "text_encoder": setting.name, "text_weights": setting.weights, "text_encoder_from": origin}
+    encoder = text_encoder(setting.name, setting.weights)
     if encoder.id != saved_encoder:
         raise CheckpointError(f"checkpoint {path} was trained with text encoder '{saved_encoder}', this job uses "
                               f"'{encoder.id}': label embeddings would not match the head")
