@@ -79,3 +79,23 @@ def test_rehearsal_resources_keep_at_most_two_ranks_and_no_gpus():
     assert got.time == 1440
     assert Rehearsal(ranks=1).resources(asked).ntasks_per_node == 1  # --ntasks-per-node given: kept
     assert Rehearsal().resources(Resources()).ntasks_per_node == 1
+
+
+def test_a_transfer_file_whose_pretrain_checkpoint_does_not_exist_fails_naming_file_cell_and_checkpoint(
+        tmp_path, monkeypatch, capsys):
+    """A copy of a paper transfer sweep file rehearsed alone: the pretrain job it names never ran, so the stage
+    that needs its checkpoint fails, naming the file, the cell and the missing checkpoint; exit 1."""
+    monkeypatch.chdir(tmp_path)
+    source = Path(__file__).resolve().parents[1] / "benchmarks" / "scaledet_sweeps" / "table8b_direct_L+C.yaml"
+    copy = tmp_path / "my_transfer.yaml"
+    copy.write_text(source.read_text())
+    assert main(["sweep", str(copy), "--rehearse", "--executor", "debug", "--no-report"]) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == "rehearsal: 13 cells, 0 done, 13 failed"
+    stage = next(line for line in lines if line.strip().startswith(f"{copy} stage 1/1 (direct)"))
+    pretrain_job = next(v for k, v in (line.split(": ", 1) for line in source.read_text().splitlines()
+                                       if line.strip().startswith("pretrain_job:")))
+    pretrain_job = pretrain_job.strip().strip("'\"")
+    assert "13 cells, 0 done, 13 failed; first error: direct AerialMaritimeDrone (" in stage
+    assert f"CheckpointError: pretrain job {pretrain_job} has no checkpoint at " in stage
+    assert f"rehearsal/runs/{pretrain_job}/checkpoints/last.pt" in stage

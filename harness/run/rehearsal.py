@@ -20,6 +20,7 @@ from pathlib import Path
 from harness.plan.resources import Resources
 from harness.run.orchestrate import Entry, stage_name
 from harness.run.results import read_record, result_path
+from harness.workloads.base import REHEARSAL_SCRATCH_ENV
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,9 @@ class Rehearsal:
     def prepare(self, entries: Sequence[Entry]) -> dict[str, str]:
         """Create the root and its marker, write stand-in data for absent datasets, and set (in this process, so
         jobs inherit them) the environment the jobs need; returns what it set."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "scratch").mkdir(parents=True, exist_ok=True)
         (self.root / MARKER).write_text(MARKER_TEXT)
-        env = dict(OFFLINE)
+        env = {**OFFLINE, REHEARSAL_SCRATCH_ENV: str((self.root / "scratch").absolute())}
         for entry in entries:
             inputs = entry.sweep.work.rehearsal_inputs
             suites = dict.fromkeys(spec.suite for spec in entry.specs)

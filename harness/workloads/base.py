@@ -16,6 +16,8 @@ from harness.job import JobSpec
 from scaledet.names import check_name
 
 WorkFn = Callable[[JobSpec, Path], dict[str, Any]]
+# a folder a rehearsal's jobs share for what they need to do once per rehearsal (set by harness.run.rehearsal)
+REHEARSAL_SCRATCH_ENV = "HARNESS_REHEARSAL_SCRATCH"
 
 
 @dataclass(frozen=True)

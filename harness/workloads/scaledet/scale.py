@@ -14,17 +14,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from harness.workloads.base import REHEARSAL_SCRATCH_ENV
 from scaledet.config import Config, apply_overrides
 from scaledet.data import CocoDataset
 from scaledet.errors import ScaleDetError
+from scaledet.files import atomic_write_text
 from scaledet.text import TextEncoder, build_text_encoder
 
 log = logging.getLogger(__name__)
@@ -61,8 +66,9 @@ class ToyScale:
         return subset(records, ids)
 
     def encoder(self, name: str, weights: str | None) -> TextEncoder:
-        """A stand-in for encoder ``name`` over whole label spaces, after running the real one on a few labels."""
-        self.notes["text_encoder"] = probe_real_encoder(name, weights)
+        """A stand-in for encoder ``name`` over whole label spaces, after running the real one on a few labels
+        (once per encoder setting and rehearsal: its outcome is kept beside the rehearsal's runs)."""
+        self.notes["text_encoder"] = probed(name, weights)
         return StandInEncoder(name, encoder_dim(name))
 
 
@@ -80,6 +86,20 @@ def encoder_dim(name: str) -> int:
         if config:
             return int(config["embed_dim"])
     raise ScaleDetError(f"text encoder '{name}': its embedding dimension is unknown")
+
+
+def probed(name: str, weights: str | None) -> str:
+    """:func:`probe_real_encoder`'s outcome, from ``probe-<setting>.txt`` in the rehearsal's scratch folder when an
+    earlier job of the same rehearsal ran it (every job runs it when there is no such folder)."""
+    folder = os.environ.get(REHEARSAL_SCRATCH_ENV)
+    if not folder:
+        return probe_real_encoder(name, weights)
+    path = Path(folder) / ("probe-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{name}-{weights}") + ".txt")
+    if path.is_file():
+        return path.read_text()
+    outcome = probe_real_encoder(name, weights)
+    atomic_write_text(path, outcome)
+    return outcome
 
 
 def probe_real_encoder(name: str, weights: str | None) -> str:
