@@ -94,8 +94,11 @@ def rehearse(sweeps: list[tuple[str, SweepFile]], args: argparse.Namespace) -> i
                                 executor=args.executor, overwrite=args.overwrite, retry_failed=args.retry_failed,
                                 rehearsal=True)
         launch_all(entries, options)
-        for entry in entries:
-            _report(entry, rehearsal.results_root, rehearsal.reports_dir(entry.sweep.suite), args)
+        reported = {e.sweep.suite: e for e in entries if e.sweep.work.reports and not args.no_report}
+        for suite in reported:  # one report per suite over all the rehearsal's records (Table 1, 7, 8 sections)
+            path = render_report(rehearsal.results_root, suite, rehearsal.reports_dir(suite),
+                                 command=getattr(args, "command_line", None))
+            print(f"report: {path}")
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,11 @@ def direct(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
 
 
 def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
-    return _at_toy_scale(work.finetune, spec, run_dir)
+    output = _at_toy_scale(work.finetune, spec, run_dir)
+    # nothing reads a fine-tune's checkpoints again: a rehearsal of the paper sweeps would otherwise fill ~100 GB
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    (run_dir / "selection.pt").unlink(missing_ok=True)
+    return output
 
 
 REHEARSAL_WORK = {"pretrain": pretrain, "direct": direct, "finetune": finetune, "fewshot": finetune}

@@ -3,7 +3,8 @@
 
 Kept: the plan's cells, the method's preset and every architecture setting (backbone, FPN, heads, label-space
 sizes: 2,249 labels for the four upstream datasets), the stages and their checkpoints, DDP over the job's ranks.
-Shrunk: 2 training steps (a checkpoint each), one image per rank per step at 64 px, 4 images per split, 64
+Shrunk: 2 training steps (a checkpoint each, the newest kept; a fine-tune's are removed once its record is
+written: only pretrain checkpoints are read again), one image per rank per step at 64 px, 4 images per split, 64
 sampled RoIs per image. Stood in: backbone weights (random: the real ones are not to be had offline on every
 machine), and the text encoder over whole label spaces (deterministic random embeddings of the real encoder's
 dimension, the real label names); the real encoder's architecture and code path run on a handful of labels with
@@ -54,7 +55,8 @@ class ToyScale:
         self.notes["backbone_weights"] = f"random ({cfg.model.backbone}, real architecture)"
         return apply_overrides(cfg, {
             "train.max_steps": self.steps, "train.warmup_steps": 1, "train.lr_steps": (self.steps,),
-            "train.checkpoint_every": 1, "data.train_size": self.size, "data.batch_size": world,
+            "train.checkpoint_every": 1, "train.keep_checkpoints": 1, "data.train_size": self.size,
+            "data.batch_size": world,
             "data.num_workers": 0, "model.min_size_test": self.size, "model.max_size_test": self.size * 3 // 2,
             "model.weights": None, "model.box_batch_size_per_image": self.rois}, "rehearsal scale")
 
