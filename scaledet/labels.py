@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from scaledet.errors import ConfigError
+from scaledet.files import atomic_torch_save
 from scaledet.prompts import IMAGENET_TEMPLATES, prompts_for
 from scaledet.text import EncoderSetting, TextEncoder
 
@@ -229,9 +230,7 @@ def _read_cache(path: Path, names: tuple[str, ...], encoder_id: str) -> Tensor |
 
 def _write_cache(path: Path, names: tuple[str, ...], encoder_id: str, embeddings: Tensor) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"names": list(names), "encoder_id": encoder_id, "embeddings": embeddings}, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save({"names": list(names), "encoder_id": encoder_id, "embeddings": embeddings}, path)
 
 
 def _unit_rows(embeddings: Tensor) -> Tensor:
