@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from launch_fixtures import measured_records, toy_sweep
 
 from harness.cli import main
@@ -105,3 +106,20 @@ def test_cli_run_then_status(tmp_path, capsys, monkeypatch):
     assert main(["cancel", "--sweep", "cli"]) == 0
     assert "nothing to cancel" in capsys.readouterr().out
     assert Path("results/cli").is_dir()
+
+
+def test_a_job_runs_the_threads_slurm_allotted_and_records_them(tmp_path, monkeypatch):
+    specs = toy_sweep(steps=2)[:1]
+    roots = {"results_root": tmp_path / "results", "runs_root": tmp_path / "runs"}
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")  # what slurmd exports for --cpus-per-task 1
+        assert set(submit(specs, workload=TOY, sweep="s", executor="debug", **roots).wait().values()) == {"done"}
+        assert read_record(result_path(roots["results_root"], "s", specs[0].job_id)).threads == 1
+        assert torch.get_num_threads() == 2  # the caller's setting is given back
+        monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+        submit(specs, workload=TOY, sweep="t", executor="debug", **roots).wait()
+        assert read_record(result_path(roots["results_root"], "t", specs[0].job_id)).threads == 2
+    finally:
+        torch.set_num_threads(before)

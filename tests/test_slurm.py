@@ -39,6 +39,9 @@ def test_sweep_runs_as_job_array_and_status_shows_done(tmp_path, capsys):
     out = _settled_status(roots["runs_root"], "acc", capsys, completed=8)
     assert "sweep acc: 8 cells: 8 done, 0 failed, 0 running, 0 pending" in out
     assert out.count("COMPLETED") == 8  # accurate states from sacct (accounting on)
+    # each job ran as many torch threads as SLURM allotted it CPUs (not every core of the node)
+    assert {read_record(result_path(roots["results_root"], "acc", s.job_id)).threads for s in specs} == {
+        RES.cpus_per_task}
     # same results as the in-process executor, bar provenance
     debug = _roots(tmp_path, "debug")
     submit(specs, workload=TOY, sweep="acc", executor="debug", **debug).wait()

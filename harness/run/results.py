@@ -41,9 +41,9 @@ log = logging.getLogger(__name__)
 STATUSES = ("done", "failed")
 # fields that describe where/when/how a record was produced, not what it measured
 PROVENANCE_FIELDS = ("packages", "git_sha", "host", "wall_time_s", "started_at", "finished_at", "log_path",
-                     "executor", "slurm_job_id")
+                     "executor", "slurm_job_id", "threads")
 # fields added after records were first written: a record without them loads with their default
-OPTIONAL_FIELDS = ("rehearsal",)
+OPTIONAL_FIELDS = ("rehearsal", "threads")
 # keys a work function may return (see harness.workloads.base.WorkFn)
 WORK_KEYS = ("metrics", "per_class_ap", "image_ids", "config", "dataset_version", "dataset_sha",
              "label_space_fingerprint", "text_encoder", "rehearsal")
@@ -72,6 +72,7 @@ class ResultRecord:
     packages: dict[str, str] = field(default_factory=dict)
     git_sha: str | None = None
     host: str | None = None
+    threads: int | None = None  # torch intra-op threads the job ran with (SLURM: its --cpus-per-task)
     wall_time_s: float | None = None
     started_at: str | None = None
     finished_at: str | None = None
