@@ -24,7 +24,7 @@ from torchvision.ops import MultiScaleRoIAlign, batched_nms, clip_boxes_to_image
 
 from scaledet.backbones import backbone_spec, build_backbone
 from scaledet.config import ModelConfig
-from scaledet.errors import CheckpointError
+from scaledet.errors import CheckpointError, ConfigError
 from scaledet.heads import CosineClassifier
 from scaledet.labels import LabelSpace, similarity_matrix
 from scaledet.losses import scaledet_classification_loss
@@ -138,9 +138,18 @@ class ScaleDetDetector(FasterRCNN):
     Inference outputs ``labels`` as indices into the current label space.
     """
 
-    def __init__(self, cfg: ModelConfig, label_space: LabelSpace, load_weights: bool = True):
+    def __init__(self, cfg: ModelConfig, label_space: LabelSpace, load_weights: bool = True,
+                 backbone: nn.Module | None = None):
+        """``backbone`` (optional): your own feature extractor in place of ``cfg.backbone``'s: a module returning an
+        ordered dict of maps '0', '1', '2', 'pool' (strides 8, 16, 32, 64) with ``out_channels`` channels each,
+        e.g. ``scaledet.backbones.BodyWithFPN(your_body, its_channels, 256)`` around a body returning 3 maps.
+        Images are still normalised with ``cfg.backbone``'s mean and std."""
         spec = backbone_spec(cfg.backbone)
-        backbone = build_backbone(cfg.backbone, cfg.weights, cfg.fpn_channels, load=load_weights)
+        if backbone is None:
+            backbone = build_backbone(cfg.backbone, cfg.weights, cfg.fpn_channels, load=load_weights)
+        elif not isinstance(getattr(backbone, "out_channels", None), int):
+            raise ConfigError(f"a backbone given to the detector needs an int attribute 'out_channels' (the channels "
+                              f"of its feature maps); {type(backbone).__name__} has none")
         super().__init__(
             backbone, num_classes=None, min_size=cfg.min_size_test, max_size=cfg.max_size_test,
             image_mean=list(spec.mean), image_std=list(spec.std),
@@ -183,10 +192,12 @@ class ScaleDetDetector(FasterRCNN):
         return {**self.label_space.to_state(), "fingerprint": self.label_space.fingerprint}
 
 
-def build_detector(cfg: ModelConfig, label_space: LabelSpace, load_weights: bool = True) -> ScaleDetDetector:
+def build_detector(cfg: ModelConfig, label_space: LabelSpace, load_weights: bool = True,
+                   backbone: nn.Module | None = None) -> ScaleDetDetector:
     """The ScaleDet detector for ``cfg`` over ``label_space``; ``load_weights=False`` builds the same
-    architecture without reading backbone weights (they come from a detector checkpoint next)."""
-    return ScaleDetDetector(cfg, label_space, load_weights)
+    architecture without reading backbone weights (they come from a detector checkpoint next); ``backbone``
+    replaces ``cfg.backbone``'s with your own module (see :class:`ScaleDetDetector`)."""
+    return ScaleDetDetector(cfg, label_space, load_weights, backbone)
 
 
 def build_softmax_detector(cfg: ModelConfig, num_classes: int) -> nn.Module:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,9 +117,16 @@ def _check_finite(losses: dict[str, Tensor], total: Tensor, step: int, out_dir: 
         )
 
 
+def adam(params: list[nn.Parameter], train_cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The default optimizer: Adam with ``train.lr`` and ``train.weight_decay``."""
+    return torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+
+
 def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace, out_dir: str | Path,
           device: str | torch.device | None = None, resume: bool = True,
-          init_state: dict[str, Tensor] | None = None) -> TrainResult:
+          init_state: dict[str, Tensor] | None = None, model: ScaleDetDetector | None = None,
+          make_optimizer: Callable[[list[nn.Parameter], TrainConfig], torch.optim.Optimizer] = adam,
+          ) -> TrainResult:
     """Train a ScaleDet detector on ``datasets`` jointly over ``label_space`` (their concatenation).
 
     Each dataset's categories (in id order) map onto ``label_space.indices_of(dataset.name)``. Writes
@@ -127,7 +134,9 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     continues from ``out_dir/last.pt`` exactly. Under torchrun/SLURM (WORLD_SIZE > 1) it runs DDP, rank k on
     ``cuda:<LOCAL_RANK>`` when ``device`` is None/"cuda"; ``data.batch_size`` is the global batch (each rank
     loads its share, :func:`per_rank_batch`). ``init_state`` (model weights, e.g. a pretrained detector's)
-    starts a fresh run; a resumed run ignores it.
+    starts a fresh run; a resumed run ignores it. ``model`` trains your own detector (e.g. built from parts with
+    ``build_detector(..., backbone=...)``) instead of building ``cfg.model``'s; ``make_optimizer(params, cfg.train)``
+    gives the optimizer (default :func:`adam`); the warm-up and step schedule apply to whatever it returns.
     """
     if cfg.data.single_dataset and len(datasets) != 1:
         raise ConfigError(f"method '{cfg.method}' trains on exactly one dataset, got {len(datasets)}")
@@ -136,12 +145,15 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     device = resolve_device(device)
     info = init_distributed(device)
     torch.manual_seed(cfg.train.seed)
-    model = build_detector(cfg.model, label_space, load_weights=init_state is None)
+    if model is None:
+        model = build_detector(cfg.model, label_space, load_weights=init_state is None)
+    elif model.label_space.fingerprint != label_space.fingerprint:
+        model.set_label_space(label_space)
     if init_state is not None:
         ckpt.load_model_weights(model, {"model": init_state, "label_space": label_space.to_state()})
     model = model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    optimizer = make_optimizer(params, cfg.train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train))
     sampler = _sampler(cfg, datasets, info)
     step = _resume(out_dir, model, optimizer, scheduler, sampler, label_space, info) if resume else 0

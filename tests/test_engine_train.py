@@ -124,3 +124,41 @@ def test_undecodable_training_image_stops_naming_it(tmp_path):
         # in a loader worker process: the error crosses the process boundary with its type and path
         train(tiny_config(1, 1, data__num_workers="1"), [load_coco(tmp_path / "broken.json", name="packages")],
               space, tmp_path / "run", device="cpu")
+
+
+class _ThreeMaps(torch.nn.Module):
+    """A user's own body: three strided conv stages (strides 8, 16, 32), as a backbone from parts would have."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, stride=8, padding=1)
+        self.down = torch.nn.ModuleList(torch.nn.Conv2d(8, 8, 3, stride=2, padding=1) for _ in range(2))
+
+    def forward(self, x):
+        maps = [self.stem(x)]
+        for conv in self.down:
+            maps.append(conv(maps[-1]))
+        return maps
+
+
+def test_a_detector_from_parts_trains_with_your_own_optimizer(tmp_path):
+    from scaledet.backbones import BodyWithFPN
+    from scaledet.detector import build_detector
+
+    data, space = packages(tmp_path)
+    cfg = tiny_config(3, 2)
+    made = []
+
+    def sgd(params, train_cfg):
+        made.append(torch.optim.SGD(params, lr=train_cfg.lr, momentum=0.9))
+        return made[-1]
+
+    model = build_detector(cfg.model, space, backbone=BodyWithFPN(_ThreeMaps(), [8, 8, 8], 16))
+    stem_before = model.backbone.body.stem.weight.detach().clone()
+    result = train(cfg, [data], space, tmp_path / "run", device="cpu", model=model, make_optimizer=sgd)
+    assert result.model is model and result.step == 3 and len(made) == 1
+    assert not torch.equal(stem_before, model.backbone.body.stem.weight)  # your parts are what trained
+    saved = checkpoints.load_checkpoint(tmp_path / "run")["optimizer"]
+    assert saved["param_groups"][0]["momentum"] == 0.9 and "momentum_buffer" in next(iter(saved["state"].values()))
+    with pytest.raises(ConfigError, match="'out_channels'"):
+        build_detector(cfg.model, space, backbone=_ThreeMaps())
