@@ -24,11 +24,16 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` via a temp file in the same folder, fsync, ``os.replace``; the temp file is removed on
-    failure, so neither a half-written file nor a stray temp file is left."""
+    """``torch.save`` via a temp file of its own in the same folder (several processes may write the same path at
+    once, e.g. a shared cache), fsync, ``os.replace``; the temp file is removed on failure, so neither a
+    half-written file nor a stray temp file is left."""
     import torch
 
-    tmp = path.with_name(f".{path.name}.tmp")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)  # the name is reserved; torch writes by path (its fast native writer)
+    tmp = Path(name)
     try:
         torch.save(obj, tmp)
         with open(tmp, "rb") as stream:

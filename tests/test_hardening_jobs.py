@@ -269,3 +269,31 @@ def test_disk_full_during_training_stops_with_the_last_good_checkpoint(tmp_path,
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint_0000001.pt", "last.pt"]
     resumed = train(tiny_config(2, 1), [data], space, tmp_path / "run", device="cpu")  # space freed: resume
     assert resumed.step == 2 and len(resumed.history) == 1
+
+
+def test_concurrent_atomic_torch_saves_of_one_path_all_land(tmp_path):
+    """Several jobs may write one shared file at once (the label-embedding cache): each write has its own temp
+    file, so none fails and the file is always one whole write (a shared temp name lost the race in CI)."""
+    import threading
+
+    import torch
+
+    from scaledet.files import atomic_torch_save
+
+    path, errors = tmp_path / "cache" / "emb.pt", []
+
+    def writer(value: float) -> None:
+        try:
+            for _ in range(150):
+                atomic_torch_save({"embeddings": torch.full((64, 16), value)}, path)
+        except Exception as error:  # noqa: BLE001 (collected, asserted below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(float(v),)) for v in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    saved = torch.load(path, weights_only=True)["embeddings"]
+    assert saved.unique().numel() == 1 and _temp_files(path.parent) == []
