@@ -6,6 +6,7 @@ viewer, and a fixed size in inches saved at ``DPI`` (no tight bounding box: the 
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from harness.reporting.model import Cell, Stat, Table
+from scaledet.files import atomic_write_bytes
 
 DPI = 150
 SIZES = {"scaling": (8.0, 4.5), "per_dataset_scaling": (12.0, 10.0), "bars": (10.0, 4.5),
@@ -129,6 +131,6 @@ def shots_figure(table: Table) -> Figure:
 
 def save(fig: Figure, path: Path) -> None:
     """Write ``fig`` as a PNG at ``DPI`` atomically (temp file + replace)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=DPI, format="png", facecolor="white", metadata={"Software": None})
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=DPI, format="png", facecolor="white", metadata={"Software": None})
+    atomic_write_bytes(path, buffer.getvalue())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from harness.reporting.cells import load_cells, load_pretrain
 from harness.reporting.model import Table
 from harness.reporting.published import load_published
 from scaledet.errors import ScaleDetError
+from scaledet.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +135,7 @@ def markdown(report: Report) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def write_report(report: Report, out: Path) -> Path:
