@@ -4,6 +4,7 @@ the real plan under its own root and ends with its summary (toy workload, debug 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from harness.cli import main
@@ -99,3 +100,12 @@ def test_a_transfer_file_whose_pretrain_checkpoint_does_not_exist_fails_naming_f
     assert "13 cells, 0 done, 13 failed; first error: direct AerialMaritimeDrone (" in stage
     assert f"CheckpointError: pretrain job {pretrain_job} has no checkpoint at " in stage
     assert f"rehearsal/runs/{pretrain_job}/checkpoints/last.pt" in stage
+
+
+def test_a_rehearsal_keeps_derived_caches_in_its_root(tmp_path, monkeypatch):
+    for name in ("SCALEDET_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HARNESS_REHEARSAL_SCRATCH"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))  # prepare() sets them in this process: given back
+    env = Rehearsal(tmp_path / "r", None).prepare([])
+    # stand-in label embeddings and converted stand-in data never land in the user's cache
+    assert env["SCALEDET_CACHE"] == os.environ["SCALEDET_CACHE"] == str(tmp_path / "r" / "scratch" / "cache")
+    assert env["HF_HUB_OFFLINE"] == "1"

@@ -65,7 +65,9 @@ class Rehearsal:
         jobs inherit them) the environment the jobs need; returns what it set."""
         (self.root / "scratch").mkdir(parents=True, exist_ok=True)
         (self.root / MARKER).write_text(MARKER_TEXT)
-        env = {**OFFLINE, REHEARSAL_SCRATCH_ENV: str((self.root / "scratch").absolute())}
+        scratch = (self.root / "scratch").absolute()
+        # derived caches too (label embeddings of stand-in encoders, converted stand-in data) stay in the root
+        env = {**OFFLINE, REHEARSAL_SCRATCH_ENV: str(scratch), "SCALEDET_CACHE": str(scratch / "cache")}
         for entry in entries:
             inputs = entry.sweep.work.rehearsal_inputs
             suites = dict.fromkeys(spec.suite for spec in entry.specs)
