@@ -110,7 +110,8 @@ class JobRunner(submitit.helpers.Checkpointable):
         run_dir.mkdir(parents=True, exist_ok=True)
         rank, tasks, cluster_id = _cluster_env()
         handler = _attach_log(run_dir / ("job.log" if rank == 0 else f"job.rank{rank}.log"))
-        started, started_at = time.time(), now()
+        how = {"started": time.time(), "started_at": now(), "cluster_id": cluster_id,  # what both records carry
+               "threads": torch.get_num_threads(), "log_path": str(run_dir / "job.log")}
         try:
             if tasks > 1:
                 _init_distributed()
@@ -118,9 +119,8 @@ class JobRunner(submitit.helpers.Checkpointable):
             output = check_output(work(self.spec, run_dir), self.workload.name, self.spec.mode)
         except Exception as error:
             if rank == 0:
-                self._write(status="failed", started=started, started_at=started_at, cluster_id=cluster_id,
-                            threads=torch.get_num_threads(), log_path=str(run_dir / "job.log"),
-                            error=f"{type(error).__name__}: {error}", traceback="".join(traceback.format_exc().splitlines(True)[-TRACEBACK_TAIL:]))
+                self._write(status="failed", **how, error=f"{type(error).__name__}: {error}",
+                            traceback="".join(traceback.format_exc().splitlines(True)[-TRACEBACK_TAIL:]))
             if self.executor == "debug":
                 log.error("job %s failed: %s: %s", self.spec.job_id, type(error).__name__, error)
                 return FailedRun(self.spec.job_id, f"{type(error).__name__}: {error}")  # type: ignore[return-value]
@@ -131,8 +131,7 @@ class JobRunner(submitit.helpers.Checkpointable):
             logging.getLogger().removeHandler(handler)
             handler.close()
         if rank == 0:
-            self._write(status="done", started=started, started_at=started_at, cluster_id=cluster_id,
-                        threads=torch.get_num_threads(), log_path=str(run_dir / "job.log"), **output)
+            self._write(status="done", **how, **output)
         return output
 
     def _write(self, *, started: float, started_at: str | None, cluster_id: str | None, **values: Any) -> None:
