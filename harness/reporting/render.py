@@ -134,19 +134,15 @@ def markdown(report: Report) -> str:
     return "\n".join(parts)
 
 
-def _write(path: Path, text: str) -> None:
-    atomic_write_text(path, text)
-
-
 def write_report(report: Report, out: Path) -> Path:
     """Write README.md, csv/*.csv, latex/*.tex and figures/*.png under ``out``; return the Markdown path."""
     for table in report.tables:
-        _write(out / "csv" / f"{table.name}.csv", formats.csv_table(table))
-        _write(out / "latex" / f"{table.name}.tex", formats.latex_table(table))
+        atomic_write_text(out / "csv" / f"{table.name}.csv", formats.csv_table(table))
+        atomic_write_text(out / "latex" / f"{table.name}.tex", formats.latex_table(table))
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for stem, (_, fig) in report.figures.items():
         figs.save(fig, out / "figures" / f"{stem}.png")
-    _write(out / "README.md", markdown(report))
+    atomic_write_text(out / "README.md", markdown(report))
     return out / "README.md"
 
 
