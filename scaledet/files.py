@@ -1,4 +1,5 @@
-"""Atomic file writes: a temp file in the same folder, fsync, ``os.replace``; a reader never sees half a file."""
+"""Atomic file writes (a temp file in the same folder, fsync, ``os.replace``: a reader never sees half a file), and
+the cache folder derived files go to."""
 
 from __future__ import annotations
 
@@ -6,6 +7,18 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+CACHE_ENV = "SCALEDET_CACHE"  # the folder of derived caches (label embeddings, converted datasets), if set
+
+
+def cache_dir(name: str) -> Path:
+    """``$SCALEDET_CACHE/<name>``, else ``<name>`` in the user cache dir (``~/.cache/scaledet`` on Linux)."""
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        return Path(root) / name
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("scaledet")) / name
 
 
 def atomic_write_text(path: Path, text: str) -> None:

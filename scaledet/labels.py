@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from scaledet.errors import ConfigError
-from scaledet.files import atomic_torch_save
+from scaledet.files import atomic_torch_save, cache_dir
 from scaledet.prompts import IMAGENET_TEMPLATES, prompts_for
 from scaledet.text import EncoderSetting, TextEncoder
 
@@ -157,12 +156,7 @@ def similarity_matrix(embeddings: Tensor) -> Tensor:
 
 def default_cache_dir() -> Path:
     """``$SCALEDET_CACHE/embeddings``, else the user cache dir (``~/.cache/scaledet/embeddings`` on Linux)."""
-    root = os.environ.get("SCALEDET_CACHE")
-    if root:
-        return Path(root) / "embeddings"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("scaledet")) / "embeddings"
+    return cache_dir("embeddings")
 
 
 def encode_label_space(

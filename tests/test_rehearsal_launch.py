@@ -11,6 +11,7 @@ from harness.cli import main
 from harness.plan.resources import Resources
 from harness.run.rehearsal import MARKER, Rehearsal
 from harness.run.results import iter_records
+from scaledet.files import CACHE_ENV
 
 
 def _file(path: Path, name: str, modes: str, steps: int = 2, fail: bool = False) -> Path:
@@ -103,9 +104,9 @@ def test_a_transfer_file_whose_pretrain_checkpoint_does_not_exist_fails_naming_f
 
 
 def test_a_rehearsal_keeps_derived_caches_in_its_root(tmp_path, monkeypatch):
-    for name in ("SCALEDET_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HARNESS_REHEARSAL_SCRATCH"):
+    for name in (CACHE_ENV, "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HARNESS_REHEARSAL_SCRATCH"):
         monkeypatch.setenv(name, os.environ.get(name, ""))  # prepare() sets them in this process: given back
     env = Rehearsal(tmp_path / "r", None).prepare([])
     # stand-in label embeddings and converted stand-in data never land in the user's cache
-    assert env["SCALEDET_CACHE"] == os.environ["SCALEDET_CACHE"] == str(tmp_path / "r" / "scratch" / "cache")
+    assert env[CACHE_ENV] == os.environ[CACHE_ENV] == str(tmp_path / "r" / "scratch" / "cache")
     assert env["HF_HUB_OFFLINE"] == "1"

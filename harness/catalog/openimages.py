@@ -30,13 +30,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import platformdirs
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from harness.catalog.upstream_labels import UpstreamClass, upstream_classes
 from scaledet.errors import DataError
-from scaledet.files import atomic_write_text
+from scaledet.files import atomic_write_text, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +56,7 @@ class ConversionResult:
 
 def cache_root() -> Path:
     """``$SCALEDET_CACHE/openimages-coco``, else the user cache dir's ``openimages-coco``."""
-    base = os.environ.get("SCALEDET_CACHE")
-    return (Path(base) if base else Path(platformdirs.user_cache_dir("scaledet"))) / "openimages-coco"
+    return cache_dir("openimages-coco")
 
 
 def convert_openimages(

@@ -21,6 +21,7 @@ from harness.plan.resources import Resources
 from harness.run.orchestrate import Entry, stage_name
 from harness.run.results import read_record, result_path
 from harness.workloads.base import REHEARSAL_SCRATCH_ENV
+from scaledet.files import CACHE_ENV
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class Rehearsal:
         (self.root / MARKER).write_text(MARKER_TEXT)
         scratch = (self.root / "scratch").absolute()
         # derived caches too (label embeddings of stand-in encoders, converted stand-in data) stay in the root
-        env = {**OFFLINE, REHEARSAL_SCRATCH_ENV: str(scratch), "SCALEDET_CACHE": str(scratch / "cache")}
+        env = {**OFFLINE, REHEARSAL_SCRATCH_ENV: str(scratch), CACHE_ENV: str(scratch / "cache")}
         for entry in entries:
             inputs = entry.sweep.work.rehearsal_inputs
             suites = dict.fromkeys(spec.suite for spec in entry.specs)
