@@ -9,7 +9,9 @@ from pathlib import Path
 
 from harness.cli import main
 from harness.plan.resources import Resources
-from harness.run.rehearsal import MARKER, Rehearsal
+from harness.plan.sweepfile import load_sweep_file
+from harness.run.orchestrate import Entry
+from harness.run.rehearsal import MARKER, Rehearsal, cell_states, free_checkpoints
 from harness.run.results import iter_records
 from scaledet.files import CACHE_ENV
 
@@ -61,6 +63,37 @@ def test_rehearsal_runs_the_plan_under_its_own_root_and_ends_with_the_summary(tm
     records = [*iter_records(root / "results", "p"), *iter_records(root / "results", "t")]
     assert len(records) == 5 and all(r.rehearsal == {"toy_scale": True} for r in records)
     assert json.loads(next((root / "results" / "t").glob("*.json")).read_text())["rehearsal"] == {"toy_scale": True}
+    # every cell is done: the checkpoints each job wrote are gone once counted
+    line = next(line for line in lines if line.startswith("checkpoints: "))
+    assert line.startswith("checkpoints: 5 files, 0.00 GB, the largest 0.00 GB (") and "GB freed" in line
+    assert {p.name for p in (root / "runs").glob("*/*")} >= {"job.log"}
+    assert not list((root / "runs").glob("**/*.pt"))
+
+
+def test_checkpoints_a_retry_would_read_are_kept(tmp_path, monkeypatch):
+    """A failed transfer cell keeps the checkpoint of the pretrain job it starts from and its own; the rest go."""
+    monkeypatch.chdir(tmp_path)
+    pretrain = _file(tmp_path / "p.yaml", "p", "pretrain")
+    (pretrain_job,) = [spec.job_id for spec in load_sweep_file(pretrain).plan()]
+    transfer = _file(tmp_path / "t.yaml", "t", "direct")  # a transfer file naming its pretrain job, as the paper's
+    transfer.write_text(transfer.read_text().replace("{toy.steps: 2}", f"{{toy.steps: 2, pretrain_job: {pretrain_job}}}"))
+    assert main(["sweep", str(transfer), str(pretrain)]) == 0  # a real run: every job leaves its checkpoint
+    entries = [Entry(sweep, str(path), sweep.resources) for path in (pretrain, transfer)
+               for sweep in [load_sweep_file(path)]]
+    states = cell_states(entries, Path("results"))
+    specs = [spec for entry in entries for spec in entry.specs]
+    assert set(states.values()) == {"done"} and len(states) == 3
+    failed = next(s for s in specs if s.mode == "direct")
+    before = {p.parent.name: p.stat().st_size for p in Path("runs").glob("*/checkpoint.pt")}
+    assert len(before) == 3
+    kept = free_checkpoints(specs, {**states, failed.job_id: "failed"}, Path("runs"))
+    left = {p.parent.name for p in Path("runs").glob("*/checkpoint.pt")}
+    assert left == {failed.job_id, pretrain_job}
+    assert (kept.files, kept.size) == (3, sum(before.values()))
+    assert kept.freed == sum(size for job, size in before.items() if job not in left)
+    assert kept.largest == max((size, job) for job, size in before.items())
+    assert free_checkpoints(specs, states, Path("runs")).freed == sum(before[job] for job in left)
+    assert not list(Path("runs").glob("*/checkpoint.pt"))
 
 
 def test_a_failing_rehearsal_names_the_cell_and_exits_1(tmp_path, monkeypatch, capsys):

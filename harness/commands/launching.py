@@ -12,7 +12,7 @@ from harness.plan.resources import EXECUTORS, Resources
 from harness.plan.sweepfile import SweepFile
 from harness.reporting import render_report
 from harness.run.orchestrate import Entry, LaunchOptions, launch_all
-from harness.run.rehearsal import DEFAULT_ROOT, Rehearsal, summary
+from harness.run.rehearsal import DEFAULT_ROOT, Rehearsal, cell_states, free_checkpoints, summary
 from scaledet.errors import ConfigError
 
 
@@ -102,7 +102,9 @@ def rehearse(sweeps: list[tuple[str, SweepFile]], args: argparse.Namespace) -> i
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    lines = summary(entries, rehearsal.results_root, time.time() - started)
+    states = cell_states(entries, rehearsal.results_root)
+    checkpoints = free_checkpoints([s for e in entries for s in e.specs], states, rehearsal.runs_root)
+    lines = summary(entries, states, rehearsal.results_root, time.time() - started, checkpoints)
     print("\n".join(lines))
     return 0 if lines[-1].endswith(" 0 failed") else 1
 
