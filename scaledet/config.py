@@ -47,6 +47,7 @@ class DataConfig:
     scale_range: tuple[float, float] = (0.1, 2.0)
     hflip_prob: float = 0.5
     repeat_threshold: float = 0.001  # LVIS-style t; 0 disables repeat factor sampling
+    repeat_factors: str = "combined"  # category frequencies over the union of datasets (the paper's), or per_dataset
     batch_size: int = 8  # global, all ranks together (detectron2's IMS_PER_BATCH): each loads batch_size / world size
     num_workers: int = 2
     single_dataset: bool = False  # the baseline trains on exactly one dataset

@@ -11,6 +11,8 @@ regress class-agnostically for the same reason).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -180,6 +182,24 @@ class ScaleDetDetector(FasterRCNN):
         self.label_space = label_space
         self.roi_heads.label_embeddings = label_space.embeddings.to(device)
         self.roi_heads.similarity = similarity_matrix(label_space.embeddings).to(device)
+
+    @contextmanager
+    def scoring(self, label_space: LabelSpace, detections_per_image: int | None = None,
+                score_thresh: float | None = None) -> Iterator[None]:
+        """Within the block: ``label_space`` as the vocabulary, and (when given) at most ``detections_per_image``
+        detections per image of score above ``score_thresh``; the previous vocabulary and settings afterwards."""
+        heads = self.roi_heads
+        saved = self.label_space, heads.detections_per_img, heads.score_thresh
+        self.set_label_space(label_space)
+        if detections_per_image is not None:
+            heads.detections_per_img = int(detections_per_image)
+        if score_thresh is not None:
+            heads.score_thresh = float(score_thresh)
+        try:
+            yield
+        finally:
+            self.set_label_space(saved[0])
+            heads.detections_per_img, heads.score_thresh = saved[1], saved[2]
 
     def forward(self, images, targets=None):
         """Training: ``targets`` labels are label-space indices (shifted to torchvision's 0 = background)."""

@@ -20,7 +20,8 @@ from scaledet.detector import ScaleDetDetector, build_detector
 from scaledet.distributed import DistInfo, barrier, init_distributed, resolve_device, world_size
 from scaledet.errors import ConfigError, ScaleDetError
 from scaledet.labels import LabelSpace
-from scaledet.sampling import RepeatFactorSampler, repeat_factors
+from scaledet.protocol import ScoringSettings, scoring_settings
+from scaledet.sampling import RepeatFactorSampler, dataset_repeat_factors
 from scaledet.transforms import LargeScaleJitter
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,8 @@ def per_rank_batch(batch: int, world_size: int) -> int:
 
 
 def _sampler(cfg: Config, datasets: Sequence[CocoDataset], info: DistInfo) -> RepeatFactorSampler:
-    factors: list[float] = []
-    for ds in datasets:
-        cats = [[a["category_id"] for a in ds.annotations[img["id"]]] for img in ds.images]
-        factors += repeat_factors(cats, cfg.data.repeat_threshold)
+    categories = [[[a["category_id"] for a in ds.annotations[img["id"]]] for img in ds.images] for ds in datasets]
+    factors = dataset_repeat_factors(categories, cfg.data.repeat_threshold, cfg.data.repeat_factors)
     return RepeatFactorSampler(factors, cfg.train.seed, info.rank, info.world_size)
 
 
@@ -248,33 +247,43 @@ def load_detector(checkpoint: str | Path, device: str | torch.device | None = No
     return model.to(resolve_device(device))
 
 
+def own_vocabulary(dataset: CocoDataset, label_space: LabelSpace) -> LabelSpace:
+    """``dataset``'s own labels: ``label_space`` when it holds no other dataset's, else its slice for ``dataset``
+    (the paper's test-time vocabulary, §4.2: no other dataset's label takes a candidate or a detection slot)."""
+    if set(label_space.datasets) == {dataset.name}:
+        return label_space
+    return label_space.subset(dataset.name)
+
+
 @torch.inference_mode()
 def predict(model: ScaleDetDetector, dataset: CocoDataset, label_space: LabelSpace | None = None,
-            device: str | torch.device | None = None, batch_size: int = 2) -> list[dict[str, Any]]:
+            device: str | torch.device | None = None, batch_size: int = 2,
+            settings: ScoringSettings | None = None) -> list[dict[str, Any]]:
     """COCO results (``image_id, category_id, bbox xywh, score``) in ``dataset``'s own category ids.
 
-    ``label_space`` (default: the model's current one) must contain ``dataset.name``'s labels in category-id
-    order; e.g. for zero-shot transfer, the target dataset's own vocabulary.
+    The detector scores with ``dataset``'s own vocabulary (:func:`own_vocabulary` of ``label_space``, default the
+    model's current one), e.g. for zero-shot transfer the target's, for a joint upstream space its slice; and with
+    ``settings`` (detections per image, score threshold; default the model config's). The model's vocabulary and
+    settings are as they were afterwards.
     """
-    if label_space is not None:
-        model.set_label_space(label_space)
-    to_category = {v: k for k, v in category_mapping(dataset, model.label_space).items()}
+    space = own_vocabulary(dataset, label_space if label_space is not None else model.label_space)
+    to_category = {v: k for k, v in category_mapping(dataset, space).items()}
     device = resolve_device(device)
     model.to(device).eval()
     results: list[dict[str, Any]] = []
-    for start in range(0, len(dataset), batch_size):
-        chunk = dataset.images[start : start + batch_size]
-        images = [read_image(dataset.image_root / img["file_name"]).to(device) for img in chunk]
-        for img, out in zip(chunk, model(images)):
-            results += _to_coco(img["id"], out, to_category)
+    limits = (settings.detections_per_image, settings.score_thresh) if settings else (None, None)
+    with model.scoring(space, *limits):
+        for start in range(0, len(dataset), batch_size):
+            chunk = dataset.images[start : start + batch_size]
+            images = [read_image(dataset.image_root / img["file_name"]).to(device) for img in chunk]
+            for img, out in zip(chunk, model(images)):
+                results += _to_coco(img["id"], out, to_category)
     return results
 
 
 def _to_coco(image_id: int, out: dict[str, Tensor], to_category: dict[int, int]) -> list[dict[str, Any]]:
     rows = []
     for box, score, label in zip(out["boxes"].tolist(), out["scores"].tolist(), out["labels"].tolist()):
-        if label not in to_category:  # a label of another dataset in a joint vocabulary
-            continue
         x0, y0, x1, y1 = box
         rows.append({"image_id": image_id, "category_id": to_category[label],
                      "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score)})
@@ -282,8 +291,9 @@ def _to_coco(image_id: int, out: dict[str, Tensor], to_category: dict[int, int])
 
 
 def evaluate(model: ScaleDetDetector, dataset: CocoDataset, label_space: LabelSpace | None = None,
-             device: str | torch.device | None = None) -> dict[str, Any]:
-    """``coco_eval`` of ``predict`` on ``dataset``."""
+             device: str | torch.device | None = None, settings: ScoringSettings | None = None) -> dict[str, Any]:
+    """``coco_eval`` of ``predict`` on ``dataset`` (COCO's scoring settings unless ``settings`` says otherwise)."""
     from scaledet.evaluation import coco_eval
 
-    return coco_eval(dataset.source, predict(model, dataset, label_space, device))
+    return coco_eval(dataset.source, predict(model, dataset, label_space, device,
+                                             settings=settings or scoring_settings("coco")))

@@ -1,7 +1,11 @@
 """Multi-dataset repeat factor sampling (LVIS-style), seeded, rank-aware, resumable.
 
 Repeat factor of an image (Gupta et al., LVIS): ``r(I) = max_{c in I} max(1, sqrt(t / f(c)))`` where
-``f(c)`` is the fraction of the images *of its own dataset* that contain category ``c``. Each epoch rounds
+``f(c)`` is the fraction of images that contain category ``c``. ``combined`` (the default, the paper's "we directly
+combine all datasets and use repeat factor sampling"): the fraction over the union of the training datasets, each
+dataset's categories distinct, as they are in the concatenated label space; so a dataset's categories repeat by how
+rare they are among all images, and a small dataset's images repeat more. ``per_dataset``: the fraction over the
+images of the category's own dataset (each dataset sampled in proportion to its size). Each epoch rounds
 ``r`` stochastically, shuffles, pads to a multiple of the world size and gives rank ``k`` every
 ``world``-th entry. The stream is a pure function of (seed, rank, world), so resuming is skipping. With the
 engine's global batch B (each rank takes B / world per step), step s draws the epoch's positions s·B … (s+1)·B − 1
@@ -11,25 +15,42 @@ whatever the world size (up to the padding at an epoch's end).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 
 import torch
 
+from scaledet.errors import ConfigError
 
-def repeat_factors(image_categories: Sequence[Sequence[int]], threshold: float) -> list[float]:
-    """``r(I)`` for each image of ONE dataset, given the category ids in each image (t = ``threshold``).
+
+def repeat_factors(image_categories: Sequence[Sequence[Hashable]], threshold: float) -> list[float]:
+    """``r(I)`` for each image of one image set, given the categories in each image (t = ``threshold``).
 
     Images without boxes get 1. ``threshold <= 0`` gives all ones (plain uniform sampling).
     """
     if threshold <= 0 or not image_categories:
         return [1.0] * len(image_categories)
-    counts: dict[int, int] = {}
+    counts: dict[Hashable, int] = {}
     for cats in image_categories:
         for c in set(cats):
             counts[c] = counts.get(c, 0) + 1
     total = len(image_categories)
     per_cat = {c: max(1.0, math.sqrt(threshold / (n / total))) for c, n in counts.items()}
     return [max((per_cat[c] for c in set(cats)), default=1.0) for cats in image_categories]
+
+
+REPEAT_FACTOR_MODES = ("combined", "per_dataset")
+
+
+def dataset_repeat_factors(datasets_categories: Sequence[Sequence[Sequence[int]]], threshold: float,
+                           mode: str = "combined") -> list[float]:
+    """``r(I)`` of every image of several datasets, in order (dataset by dataset), given each dataset's category
+    ids per image; ``mode`` as in the module docstring."""
+    if mode not in REPEAT_FACTOR_MODES:
+        raise ConfigError(f"data.repeat_factors is {mode!r}; expected one of {', '.join(REPEAT_FACTOR_MODES)}")
+    if mode == "per_dataset":
+        return [r for categories in datasets_categories for r in repeat_factors(categories, threshold)]
+    union = [[(k, c) for c in image] for k, categories in enumerate(datasets_categories) for image in categories]
+    return repeat_factors(union, threshold)
 
 
 class RepeatFactorSampler(torch.utils.data.Sampler):

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from scaledet.sampling import RepeatFactorSampler, repeat_factors
+from scaledet.errors import ConfigError
+from scaledet.sampling import RepeatFactorSampler, dataset_repeat_factors, repeat_factors
 
 
 def test_repeat_factors_hand_computed():
@@ -16,6 +17,20 @@ def test_repeat_factors_hand_computed():
     assert factors == pytest.approx([1.0, math.sqrt(0.5 / 0.25), 1.0, 1.0])
     assert repeat_factors([[1], []], threshold=0.0) == [1.0, 1.0]
     assert repeat_factors([[], [3]], threshold=2.0) == pytest.approx([1.0, math.sqrt(2.0 / 0.5)])
+
+
+def test_combined_repeat_factors_hand_computed():
+    """Two datasets, both with a category id 1 (distinct labels in the concatenated space); t = 0.5.
+    A: 4 images [[1], [1], [1, 2], []]; B: 2 images [[1], []]; 6 images in all.
+    Combined: f(A1) = 3/6 -> r 1; f(A2) = 1/6 -> sqrt(0.5 * 6) = sqrt(3); f(B1) = 1/6 -> sqrt(3).
+    Per dataset: f(A1) = 3/4 -> 1; f(A2) = 1/4 -> sqrt(2); f(B1) = 1/2 -> 1."""
+    a, b = [[1], [1], [1, 2], []], [[1], []]
+    assert dataset_repeat_factors([a, b], 0.5) == pytest.approx([1, 1, math.sqrt(3), 1, math.sqrt(3), 1])
+    assert dataset_repeat_factors([a, b], 0.5, "combined") == dataset_repeat_factors([a, b], 0.5)  # the default
+    assert dataset_repeat_factors([a, b], 0.5, "per_dataset") == pytest.approx([1, 1, math.sqrt(2), 1, 1, 1])
+    assert dataset_repeat_factors([a, b], 0.0) == [1.0] * 6
+    with pytest.raises(ConfigError, match="data.repeat_factors is 'joint'; expected one of combined, per_dataset"):
+        dataset_repeat_factors([a, b], 0.5, "joint")
 
 
 def _take(sampler, n):

@@ -41,11 +41,13 @@ from scaledet import checkpoints as ckpt
 from scaledet.config import Config, load_config, preset, with_overrides
 from scaledet.data import CocoDataset
 from scaledet.distributed import resolve_device
-from scaledet.engine import evaluate, train
+from scaledet.engine import evaluate, predict, train
 from scaledet.errors import CheckpointError, ConfigError, DataError, WeightsUnavailableError
+from scaledet.evaluation import coco_eval
 from scaledet.files import atomic_torch_save
 from scaledet.labels import LabelSpace, encode_label_space
 from scaledet.names import check_name
+from scaledet.protocol import scoring_settings
 from scaledet.text import EncoderSetting, build_text_encoder, setting_from_id
 
 log = logging.getLogger(__name__)
@@ -178,21 +180,23 @@ def files_sha(files: tuple[Path, ...]) -> str:
 
 
 def score(model, source: Source, label_space: LabelSpace, device) -> dict[str, Any]:
-    """The source's metric on its evaluation split with ``label_space``'s slice for it."""
+    """The source's metric on its evaluation split, scored with its own vocabulary (its slice of a joint
+    ``label_space``) and its kind's settings (``scaledet.protocol``); ``scoring`` says which."""
+    settings = scoring_settings(source.metric)
+    detections = predict(model, source.eval, label_space, device, settings=settings)
     if source.metric == "coco":
-        return evaluate(model, source.eval, label_space, device)
-    from scaledet.engine import predict
-
-    detections = predict(model, source.eval, label_space, device)
-    if source.metric == "lvis":
+        found = coco_eval(source.eval.source, detections)
+    elif source.metric == "lvis":
         from scaledet.metrics_lvis import lvis_eval
 
-        return lvis_eval(source.eval.source, detections)
-    from harness.catalog.upstream_labels import openimages_hierarchy
-    from scaledet.metrics_openimages import openimages_eval
+        found = lvis_eval(source.eval.source, detections, max_dets=settings.detections_per_image)
+    else:
+        from harness.catalog.upstream_labels import openimages_hierarchy
+        from scaledet.metrics_openimages import openimages_eval
 
-    result = openimages_eval(source.eval.source, detections, openimages_hierarchy())
-    return {**result, "AP": result["AP50"]}
+        result = openimages_eval(source.eval.source, detections, openimages_hierarchy())
+        found = {**result, "AP": result["AP50"]}
+    return {**found, "scoring": settings.to_dict()}
 
 
 def _rank() -> int:
@@ -218,14 +222,16 @@ def pretrain(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
         return {"metrics": {}}
     metrics: dict[str, float] = {}
     per_class: dict[str, float] = {}
+    scoring: dict[str, Any] = {}
     for source in sources:
         found = score(result.model, source, space, device)
         metrics[f"AP/{source.name}"] = found["AP"]
+        scoring[source.name] = found["scoring"]
         per_class.update({f"{source.name}/{k}": v for k, v in found.get("per_class", {}).items()})
     metrics["AP"] = sum(metrics.values()) / len(sources)
     metrics["steps"] = float(result.step)
     work = {**work, "text_encoder": setting.name, "text_weights": setting.weights}
-    return {"metrics": metrics, "per_class_ap": per_class, "config": {**cfg.to_dict(), "work": work},
+    return {"metrics": metrics, "per_class_ap": per_class, "config": {**cfg.to_dict(), "work": work, "scoring": scoring},
             "dataset_version": ", ".join(s.version for s in sources),
             "dataset_sha": files_sha(tuple(f for s in sources for f in s.files)),
             "label_space_fingerprint": space.fingerprint, "text_encoder": encoder.id}
@@ -306,7 +312,8 @@ def _transfer_output(spec, work, cfg, source, space, encoder_id, found, path, **
     metrics = {k: float(v) for k, v in found.items() if k != "per_class" and isinstance(v, (int, float))}
     metrics.update(extra.pop("metrics", {}))
     return {"metrics": metrics, "per_class_ap": dict(found.get("per_class", {})),
-            "config": {**cfg.to_dict(), "work": {**work, "start_checkpoint": str(path)}},
+            "config": {**cfg.to_dict(), "work": {**work, "start_checkpoint": str(path)},
+                       "scoring": {source.name: found["scoring"]}},
             "dataset_version": source.version, "dataset_sha": files_sha(source.files),
             "label_space_fingerprint": space.fingerprint, "text_encoder": encoder_id, **extra}
 
