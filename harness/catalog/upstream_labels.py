@@ -31,7 +31,8 @@ class UpstreamClass:
 
     ``name`` is the dataset's own spelling (as in its annotation files: LVIS ``aerosol_can``, Objects365
     ``Formula 1 `` with its trailing space); ``text`` is the form to embed (underscores to spaces, the
-    Objects365 typo fixes, stripped). ``original_id`` is the category id in the dataset's COCO json (for
+    Objects365 typo fixes, stripped; LVIS's bracketed qualifier stays, ``bow_(weapon)`` -> ``bow (weapon)``:
+    without it five classes would embed from another's text, e.g. ``fish`` and ``fish (food)``). ``original_id`` is the category id in the dataset's COCO json (for
     OpenImages: the row number in ``class-descriptions-boxable.csv``, which the conversion uses); ``mid``
     is the OpenImages MID (empty elsewhere); ``frequency`` is LVIS's r/c/f (empty elsewhere).
     """

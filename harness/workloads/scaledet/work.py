@@ -24,6 +24,7 @@ import copy
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -152,8 +153,9 @@ def _load_source(suite: str, name: str, split_policy: str, with_train: bool, pro
         train_records = load_upstream(name, "train") if with_train else None
         val = load_upstream(name, "val")
         files = (val.annotation_file,) + ((train_records.annotation_file,) if train_records else ())
-        return Source(name, val.dataset.category_names, None, train_records.dataset if train_records else None,
-                      val.dataset, files, val.spec.title, val.spec.metric)
+        return Source(name, val.dataset.category_names, upstream_texts(name, val.dataset.category_ids),
+                      train_records.dataset if train_records else None, val.dataset, files, val.spec.title,
+                      val.spec.metric)
     check_name("prompts setting", prompts, ("names", "glip"))
     spec = registry.get_dataset(name, suite)
     split = spec.eval_split(split_policy)
@@ -166,6 +168,15 @@ def _load_source(suite: str, name: str, split_policy: str, with_train: bool, pro
     prompt_names = spec.prompt_overrides if prompts == "glip" and spec.prompt_overrides else None
     return Source(name, spec.class_names, prompt_names, train_records, eval_records, files,
                   f"{spec.name}/{spec.variant or '-'}{' (embedded demo)' if spec.embedded else ''}")
+
+
+def upstream_texts(name: str, category_ids: Sequence[int]) -> tuple[str, ...]:
+    """The texts embedded for upstream dataset ``name``'s categories, in ``category_ids`` order: each class's
+    cleaned form (``UpstreamClass.text``: LVIS ``bow_(weapon)`` -> ``bow (weapon)``), not its raw name."""
+    from harness.catalog.upstream_labels import upstream_classes
+
+    texts = {c.original_id: c.text for c in upstream_classes(name)}
+    return tuple(texts[i] for i in category_ids)
 
 
 def encode(source: Source, encoder) -> LabelSpace:
