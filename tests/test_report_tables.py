@@ -207,25 +207,64 @@ def test_report_with_a_class_without_ground_truth_renders(tmp_path: Path) -> Non
     assert "| – (no ground truth) |" in text and "A: y." in text
 
 
-def test_pretrain_cells_make_a_table_1_style_section(tmp_path: Path) -> None:
+def _pretrain_output(d: float, scored=("lvis", "coco", "objects365", "openimages")) -> dict:
+    """A pretrain record's output as the scaledet workload writes it: AP on every upstream dataset scored."""
+    ap = {"lvis": 0.20, "coco": 0.40, "objects365": 0.10, "openimages": 0.50}
+    metrics = {f"AP/{n}": ap[n] + d for n in scored}
+    metrics.update({"AP": sum(metrics.values()) / len(metrics), "AP_trained": 0.3 + d, "steps": 2.0})
+    return {"metrics": metrics, "config": {"train": {"lr": 0.0002}}, "text_encoder": "minilm-l6-v2"}
+
+
+def test_pretrain_cells_make_a_table_1_section(tmp_path: Path) -> None:
     from report_fixtures import record_of
 
     from harness.job import JobSpec
     from harness.reporting.render import render_report
     from harness.run.results import write_record
 
-    specs = [JobSpec("upstream", "coco+lvis", "pretrain", "scaledet", seed, None, "glip") for seed in (3, 30)]
-    outputs = [{"metrics": {"AP/lvis": 0.20 + d, "AP/coco": 0.40 + d, "AP": 0.30 + d, "steps": 2.0},
-                "config": {"train": {"lr": 0.0002}}, "text_encoder": "minilm-l6"} for d in (0.0, 0.02)]
-    for spec, output in zip(specs, outputs, strict=True):
+    def write(method: str, upstream: str, seed: int, output: dict | None) -> None:
+        spec = JobSpec("upstream", upstream, "pretrain", method, seed, None, "glip")
         write_record(tmp_path, record_of(spec, "pre", output, finished_at="2026-11-01T00:00:00+00:00",
                                          git_sha="abc1234"))
-    baseline = JobSpec("upstream", "coco", "pretrain", "baseline", 3, None, "glip")
-    write_record(tmp_path, record_of(baseline, "pre", None, finished_at="2026-11-01T00:00:00+00:00",
-                                     git_sha="abc1234"))
+
+    write("scaledet", "lvis+coco", 3, _pretrain_output(0.0))
+    write("scaledet", "lvis+coco", 30, _pretrain_output(0.02))
+    write("scaledet-hard", "lvis+coco", 3, _pretrain_output(-0.01, ("lvis", "coco", "objects365")))  # OID absent
+    write("baseline", "coco", 3, None)  # failed
     text = render_report(tmp_path, "upstream", tmp_path / "out", "pre").read_text()
     assert "Upstream AP of the pretrained detectors (like Table 1)" in text
-    row = next(line for line in text.splitlines() if line.startswith("| scaledet [coco+lvis]"))
-    assert [c.strip() for c in row.split("|")[2:-1]] == ["21.0 ± 1.4", "41.0 ± 1.4", "31.0 ± 1.4"]
-    failed = next(line for line in text.splitlines() if line.startswith("| baseline [coco]"))
-    assert failed.count("failed") == 3
+    lines = text.splitlines()
+    header = next(line for line in lines if line.replace(" ", "").startswith("|method|lvis"))
+    assert [c.strip() for c in header.split("|")[2:-1]] == ["lvis", "coco", "objects365", "openimages", "mean"]
+    row = next(line for line in lines if line.startswith("| scaledet [lvis+coco] "))
+    assert [c.strip() for c in row.split("|")[2:-1]] == ["21.0 ± 1.4", "41.0 ± 1.4", "11.0 ± 1.4", "51.0 ± 1.4",
+                                                          "31.0 ± 1.4"]
+    hard = next(line for line in lines if line.startswith("| scaledet-hard [lvis+coco] "))
+    assert [c.strip() for c in hard.split("|")[2:-1]] == ["19.0", "39.0", "9.0", "missing",
+                                                          "missing (3/4 datasets)"]
+    failed = next(line for line in lines if line.startswith("| baseline [coco] "))
+    assert failed.count("failed") == 5
+    published = next(line for line in lines if line.startswith("| scaledet [lvis+coco+objects365+openimages] (pub"))
+    assert [c.strip() for c in published.split("|")[2:-1]] == ["36.8", "47.1", "30.6", "69.4", "46.0"]
+    # Table 8a: both methods trained on lvis+coco, the paper's rows beside
+    assert "Ablation on upstream datasets: hard vs hard + soft label loss (like Table 8a)" in text
+    section = text.split("(like Table 8a)")[1].split("\n## ")[0]
+    rows = {cells[0]: cells[1:] for line in section.splitlines() if line.startswith("| ")
+            for cells in [[c.strip() for c in line.split("|")[1:-1]]]}
+    assert rows["L_hl [lvis+coco]"] == ["19.0", "39.0", "9.0", "missing", "missing (3/4 datasets)"]
+    assert rows["L_hl+L_sl [lvis+coco]"] == ["21.0 ± 1.4", "41.0 ± 1.4", "11.0 ± 1.4", "51.0 ± 1.4", "31.0 ± 1.4"]
+    assert rows["scaledet-hard [lvis+coco] (published)"] == ["33.1", "44.6", "15.7", "43.2", "34.2"]
+
+
+def test_without_both_losses_on_one_upstream_there_is_no_table_8a(tmp_path: Path) -> None:
+    from report_fixtures import record_of
+
+    from harness.job import JobSpec
+    from harness.reporting.render import render_report
+    from harness.run.results import write_record
+
+    spec = JobSpec("upstream", "lvis+coco", "pretrain", "scaledet", 3, None, "glip")
+    write_record(tmp_path, record_of(spec, "pre", _pretrain_output(0.0), finished_at="2026-11-01T00:00:00+00:00",
+                                     git_sha="abc1234"))
+    text = render_report(tmp_path, "upstream", tmp_path / "out", "pre").read_text()
+    assert "(like Table 1)" in text and "(like Table 8a)" not in text

@@ -1,4 +1,5 @@
-"""Published ODinW-13 numbers (package data ``harness/data/published_results.yaml``) as report cells."""
+"""Published numbers (package data ``harness/data/published_results.yaml``) as report cells: ODinW-13 per
+dataset and mode, and the upstream tables (Table 1, Table 8a)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,23 @@ def _cell(suite: str, mode: str, method: str, dataset: str, ap: float) -> dict[s
             "checkpoint": "", "seed": 0, "shots": 0, "status": "done", "ap": float(ap), "per_class": {}, "split_policy": "published",
             "text_encoder": "published", "commit": "published", "config_hash": "published",
             "date": "published", "published": True}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UpstreamRow:
+    """One published row of an upstream table: method, upstream datasets (``a+b``), AP x100 per upstream
+    dataset (name -> value) and the mean printed in the paper."""
+
+    method: str
+    upstream: str
+    ap: dict[str, float]
+    mean: float
+
+
+def upstream_rows(table: str) -> tuple[str, list[UpstreamRow]]:
+    """(source, rows) of published upstream table ``table`` (``table1`` or ``table8a``)."""
+    data = _load_yaml()
+    order = data["upstream_order"]
+    rows = [UpstreamRow(str(e["method"]), str(e["upstream"]), dict(zip(order, map(float, e["ap"]), strict=True)),
+                        float(e["mean"])) for e in data[table]]
+    return str(data["upstream_source"]), rows

@@ -70,6 +70,8 @@ def build_report(inp: tables.ReportInput, title: str) -> Report:
     per_mode = {mode: tables.per_dataset_table(inp, mode) for mode in ("direct", "finetune")}
     scaling, fewshot = tables.scaling_table(inp), tables.fewshot_table(inp)
     pretrain = [tables.pretrain_table(inp)] if inp.pretrain is not None and len(inp.pretrain) else []
+    upstream_ablation = tables.upstream_ablation_table(inp) if pretrain else None
+    pretrain += [upstream_ablation] if upstream_ablation is not None and upstream_ablation.rows else []
     report = Report(title, inp, [*pretrain, tables.summary_table(inp), *per_mode.values(),
                                  tables.averages_table(inp, "direct"), tables.averages_table(inp, "finetune"),
                                  tables.ablation_table(inp), scaling, fewshot])  # fmt: skip

@@ -1,5 +1,5 @@
-"""The report's tables, built from the cell frame: per dataset (Table D), summary (Table 7),
-averages (Table 8b), ablation (Table 8), scaling (Figures 3-4) and few-shot."""
+"""The report's tables, built from the cell frame: upstream (Tables 1 and 8a), per dataset (Table D), summary
+(Table 7), averages (Table 8b), ablation (Table 8b), scaling (Figures 3-4) and few-shot."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 from harness.catalog.datasets import SUITES, get_suite
 from harness.reporting import averages as avg
 from harness.reporting.model import Cell, Missing, Row, Stat, Table, row_label
-from harness.reporting.published import Published
+from harness.reporting.published import Published, upstream_rows
 from harness.workloads.methods import METHODS, SCALEDET, SCALEDET_HARD
 
 METHOD_ORDER = {m.name: index for index, m in enumerate(METHODS)}
@@ -94,28 +94,81 @@ def per_dataset_table(inp: ReportInput, mode: str) -> Table:
                  (*inp.datasets, "mean"), tuple(rows), footnotes=notes)
 
 
+UPSTREAM_NOTE = ("Upstream AP x100, mean ± sample std over seeds: COCO AP@[.5:.95] on COCO and Objects365, LVIS "
+                 "federated AP, OpenImages AP50 over the expanded hierarchy; each model is scored on every upstream "
+                 "dataset on disk, those it did not train on with their own label text (the paper's Table 1 grid). "
+                 "mean: the plain mean over all the columns, per seed; 'missing (k/N datasets)' when a seed lacks "
+                 "some; 'failed': every seed failed.")  # fmt: skip
+
+
+def _upstream_columns(inp: ReportInput, frame: pd.DataFrame) -> list[str]:
+    """The suite's upstream datasets in the paper's order (L, C, O365, OID), then any other a record has."""
+    order = list(get_suite(inp.suite).upstream) if inp.suite in SUITES else []
+    found = dict.fromkeys(n for per in frame.get("dataset_ap", []) for n in per)
+    return order + sorted(n for n in found if n not in order)
+
+
+def _in_order(upstream: str, names: list[str]) -> str:
+    """``coco+lvis`` as the tables print it: in the columns' order (the paper's L, C, O365, OID)."""
+    return "+".join(sorted(upstream.split("+"), key=lambda n: (names.index(n) if n in names else len(names), n)))
+
+
+def _upstream_cells(group: pd.DataFrame, names: list[str]) -> tuple[Cell, ...]:
+    """AP per upstream dataset over seeds, then the mean over all of them (a seed lacking one: missing)."""
+    done = group[group["status"] == "done"]
+    if not len(done):
+        return tuple(Missing("failed") for _ in [*names, None])
+    cells: list[Cell] = []
+    for name in names:
+        values = [per[name] for per in done["dataset_ap"] if name in per]
+        cells.append(avg.stat(values) if values else Missing("missing"))
+    complete = [sum(per[n] for n in names) / len(names) for per in done["dataset_ap"] if set(names) <= set(per)]
+    most = max(len(set(names) & set(per)) for per in done["dataset_ap"])
+    cells.append(avg.stat(complete) if complete else Missing(f"missing ({most}/{len(names)} datasets)"))
+    return tuple(cells)
+
+
+def _published_upstream(table: str, names: list[str]) -> tuple[list[Row], tuple[str, ...]]:
+    source, published = upstream_rows(table)
+    if not published or any(name not in published[0].ap for name in names):
+        return [], ()
+    rows = [Row(f"{r.method} [{r.upstream}] (published)", (*(Stat(r.ap[n], 0.0, 1) for n in names),
+                Stat(r.mean, 0.0, 1)), r.method, r.upstream, True) for r in published]  # fmt: skip
+    return rows, (f"Rows marked (published) are copied from {source}; their mean is the printed one.",)
+
+
 def pretrain_table(inp: ReportInput) -> Table:
-    """Table 1 style: each pretrained detector's AP on the upstream datasets it trained on, and their mean."""
-    frame = inp.pretrain if inp.pretrain is not None else pd.DataFrame()
-    order = get_suite(inp.suite).upstream if inp.suite in SUITES else ()
-    names = sorted(dict.fromkeys(n for per in frame.get("dataset_ap", []) for n in per),
-                   key=lambda n: (order.index(n) if n in order else len(order), n))  # the paper's L, C, O365, OID
-    rows = []
-    for (method, upstream), group in sorted(frame.groupby(["method", "upstream"]) if len(frame) else (),
-                                            key=lambda item: (_sort_key(item[0]), item[0])):
-        done = group[group["status"] == "done"]
-        cells: list[Cell] = []
-        for name in [*names, None]:
-            values = [row["ap"] if name is None else row["dataset_ap"].get(name) for _, row in done.iterrows()]
-            values = [v for v in values if v is not None]
-            cells.append(avg.stat(values) if values else Missing("not scored" if len(done) else "failed"))
-        rows.append(Row(f"{method} [{upstream}]", tuple(cells), method, upstream))
-    notes = (("Upstream AP x100 of each pretrained detector, mean ± sample std over seeds: COCO AP@[.5:.95] on COCO "
-              "and Objects365, LVIS federated AP, OpenImages AP50 over the expanded hierarchy; 'mean' is their plain "
-              "mean. Each model is scored on the datasets it trained on only ('not scored' elsewhere), not on all "
-              "four as in the paper's Table 1."), CELL_NOTE)
+    """Table 1: each pretrained detector's AP on every upstream dataset, and their mean; the paper's rows beside
+    (for the upstream suite)."""
+    frame = inp.pretrain if inp.pretrain is not None else pd.DataFrame(columns=["method", "upstream"])
+    names = _upstream_columns(inp, frame)
+    rows = [Row(f"{method} [{_in_order(upstream, names)}]", _upstream_cells(group, names), method, upstream)
+            for (method, upstream), group in sorted(frame.groupby(["method", "upstream"]) if len(frame) else (),
+                                                    key=lambda item: (_sort_key(item[0]), item[0]))]
+    published, note = _published_upstream("table1", names) if inp.suite == "upstream" else ([], ())
     return Table("pretrain", "Upstream AP of the pretrained detectors (like Table 1)", (*names, "mean"),
-                 tuple(rows), footnotes=notes)
+                 tuple(rows + published), footnotes=(UPSTREAM_NOTE, *note))
+
+
+def upstream_ablation_table(inp: ReportInput) -> Table:
+    """Table 8a: L_hl (scaledet-hard) vs L_hl + L_sl (scaledet) pretrained on the same upstream datasets, scored on
+    every upstream dataset; only upstream sets that have both."""
+    frame = inp.pretrain if inp.pretrain is not None else pd.DataFrame(columns=["method", "upstream"])
+    names = _upstream_columns(inp, frame)
+    pairs = frame[frame["method"].isin([*HARD_METHODS, SCALEDET.name])] if len(frame) else frame
+    rows = []
+    for upstream in sorted(dict.fromkeys(pairs["upstream"]), key=lambda u: (len(u.split("+")), u)):
+        groups = [pairs[pairs["method"].isin(m) & (pairs["upstream"] == upstream)]
+                  for m in (HARD_METHODS, (SCALEDET.name,))]
+        if all(len(g) for g in groups):
+            rows += [Row(f"{label} [{_in_order(upstream, names)}]", _upstream_cells(g, names), str(g["method"].iloc[0]),
+                         upstream)
+                     for label, g in zip((SCALEDET_HARD.label, "L_hl+L_sl"), groups)]
+    published, note = _published_upstream("table8a", names) if inp.suite == "upstream" and rows else ([], ())
+    legend = (f"{SCALEDET_HARD.label} = method {SCALEDET_HARD.name} (hard label loss only); L_hl+L_sl = method "
+              f"{SCALEDET.name}.")  # fmt: skip
+    return Table("ablation_upstream", "Ablation on upstream datasets: hard vs hard + soft label loss (like Table 8a)",
+                 (*names, "mean"), tuple(rows + published), footnotes=(legend, UPSTREAM_NOTE, *note))
 
 
 def summary_table(inp: ReportInput) -> Table:

@@ -3,11 +3,10 @@ estimates (``budget``)."""
 
 from __future__ import annotations
 
-from harness.acquire.standins import standin_data
 from harness.workloads.base import Workload
 from harness.workloads.methods import METHODS
 from harness.workloads.scaledet.budget import estimate_cells, rank_batches
-from harness.workloads.scaledet.rehearsal import REHEARSAL_WORK
+from harness.workloads.scaledet.rehearsal import REHEARSAL_WORK, rehearsal_inputs
 from harness.workloads.scaledet.work import check_data, check_spec, direct, finetune, pretrain
 
 SCALEDET = Workload(
@@ -15,4 +14,4 @@ SCALEDET = Workload(
     work={"pretrain": pretrain, "direct": direct, "finetune": finetune, "fewshot": finetune},
     methods=METHODS, check_spec=check_spec, check_data=check_data, estimate=estimate_cells,
     rank_batches=rank_batches, staged=True, uses_registry=True, reports=True, rehearsal_work=REHEARSAL_WORK,
-    rehearsal_inputs=standin_data)
+    rehearsal_inputs=rehearsal_inputs)

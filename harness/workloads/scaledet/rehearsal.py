@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.acquire.standins import standin_data
+from harness.catalog.datasets import get_suite
 from harness.job import JobSpec
 from harness.workloads.scaledet import work
 from harness.workloads.scaledet.scale import TOY_SCALE, ToyScale
@@ -41,3 +43,9 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
 
 
 REHEARSAL_WORK = {"pretrain": pretrain, "direct": direct, "finetune": finetune, "fewshot": finetune}
+
+
+def rehearsal_inputs(data_root: Path, suite: str, datasets: Sequence[str]) -> dict[str, str]:
+    """Stand-ins for the datasets the cells read and for every upstream dataset of ``suite``: a pretrain cell
+    is scored on all of them (Table 1's grid)."""
+    return standin_data(data_root, suite, [*datasets, *get_suite(suite).upstream])

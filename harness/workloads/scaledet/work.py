@@ -2,7 +2,9 @@
 
 - ``pretrain``: train the detector jointly on the spec's datasets (``dataset`` = ``A+B+…``), their label
   spaces concatenated in the suite's upstream order; checkpoints in ``runs/<job id>/checkpoints``; scored on
-  each dataset's evaluation split.
+  the evaluation split of every upstream dataset of the suite that is on disk (Table 1's grid: those it did not
+  train on with their own label text), each with its own vocabulary and its kind's scoring settings
+  (``scaledet.protocol``): ``AP/<dataset>`` each, ``AP`` their mean, ``AP_trained`` the mean over its own.
 - ``direct``: the starting checkpoint with the target dataset's own vocabulary (zero-shot transfer).
 - ``finetune``: train from the checkpoint on the target's train split over its own vocabulary, score every
   ``train.checkpoint_every`` steps on ``valid``, keep the best, score it on the split policy's split.
@@ -234,18 +236,41 @@ def pretrain(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     metrics: dict[str, float] = {}
     per_class: dict[str, float] = {}
     scoring: dict[str, Any] = {}
-    for source in sources:
-        found = score(result.model, source, space, device)
+    others = [n for n in registry.get_suite(spec.suite).upstream if n not in names]
+    for source in [*sources, *(_grid_source(spec, n, work, scoring) for n in others)]:
+        if source is None:  # not on disk: 'missing' in the record, not an error
+            continue
+        own = space if source.name in names else encode(source, encoder)  # Table 1: every model on every dataset
+        found = score(result.model, source, own, device)
         metrics[f"AP/{source.name}"] = found["AP"]
         scoring[source.name] = found["scoring"]
         per_class.update({f"{source.name}/{k}": v for k, v in found.get("per_class", {}).items()})
-    metrics["AP"] = sum(metrics.values()) / len(sources)
+    scored = [v for k, v in metrics.items() if k.startswith("AP/")]
+    metrics["AP"] = sum(scored) / len(scored)
+    metrics["AP_trained"] = sum(metrics[f"AP/{n}"] for n in names) / len(names)
     metrics["steps"] = float(result.step)
     work = {**work, "text_encoder": setting.name, "text_weights": setting.weights}
     return {"metrics": metrics, "per_class_ap": per_class, "config": {**cfg.to_dict(), "work": work, "scoring": scoring},
             "dataset_version": ", ".join(s.version for s in sources),
             "dataset_sha": files_sha(tuple(f for s in sources for f in s.files)),
             "label_space_fingerprint": space.fingerprint, "text_encoder": encoder.id}
+
+
+def _grid_source(spec: JobSpec, name: str, work: dict[str, Any], scoring: dict[str, Any]) -> Source | None:
+    """The evaluation records of upstream dataset ``name``, which the pretrain cell did not train on but is scored
+    on (Table 1's grid); ``None`` when they are not on disk, saying so in ``scoring``."""
+    if registry.get_suite(spec.suite).label_spaces_only:
+        from harness.catalog.upstream import has_split
+
+        present = has_split(name, "val")
+    else:
+        dataset = registry.get_dataset(name, spec.suite)
+        present = dataset.embedded or dataset.is_present()
+    if not present:
+        scoring[name] = {"missing": "not on disk (harness ls); scored on the datasets that are"}
+        log.warning("pretrain %s: %s is not on disk; its Table 1 cell stays missing", spec.job_id, name)
+        return None
+    return load_source(spec.suite, name, spec.split_policy, False, work.get("prompts", "names"))
 
 
 def upstream_order(suite: str, names: list[str]) -> list[str]:
