@@ -2,8 +2,9 @@
 
 The sweep format (``harness.plan.sweepfile``) holds one grid with one set of overrides per file, so every
 training schedule of Table C is its own file; cells shared between tables (Table 8's L_hl+L_sl rows are
-Table 1's ScaleDet runs) have the same job id and run once. ``benchmarks/scaledet_table1.yaml`` holds the whole
-of Table 1 as one multi-document file (the seven Table 1 files, ``---`` separated). Each file's header states
+Table 1's ScaleDet runs) have the same job id and run once. ``benchmarks/scaledet_table1.yaml`` holds the paper's
+upstream tables whole as one multi-document file (the seven Table 1 files and Table 8a's two L_hl files, ``---``
+separated): one rehearsal or run of it yields the report's Table 1 and Table 8a sections. Each file's header states
 its GPU budget, computed by ``harness.workloads.scaledet.budget`` (as ``harness sweep FILE --dry-run`` does):
 
     GPU-hours = train.max_steps x data.batch_size / (images per second per GPU) / 3600
@@ -231,17 +232,23 @@ def all_files() -> dict[str, str]:
 
 
 def table1_file() -> str:
-    """``benchmarks/scaledet_table1.yaml``: Table 1's seven files as the documents of one sweep file."""
-    hours = sum(run.gpu_hours() for run in TABLE1.values())
+    """``benchmarks/scaledet_table1.yaml``: Table 1's seven files and Table 8a's two L_hl files as the documents of
+    one sweep file (Table 8a's L_hl+L_sl rows are Table 1's ScaleDet runs)."""
+    runs = [*((stem, run, "Table 1") for stem, run in TABLE1.items()),
+            *((stem, run, "Table 8a") for stem, run in TABLE8.items())]
+    hours = sum(run.gpu_hours() for _, run, _ in runs)
     head = [
-        "# The paper's Table 1, whole: baselines on L, C, O365, OID and ScaleDet on L+C, L+C+O365, L+C+O365+OID",
-        "# (R50, Table C schedules), one YAML document per schedule: benchmarks/scaledet_sweeps/table1_*.yaml joined.",
+        "# The paper's upstream tables, whole: Table 1 (baselines on L, C, O365, OID; ScaleDet on L+C, L+C+O365,",
+        "# L+C+O365+OID) and Table 8a's L_hl runs on L+C and L+C+O365+OID (its L_hl+L_sl rows are Table 1's ScaleDet",
+        "# runs), R50, Table C schedules; one YAML document per schedule: benchmarks/scaledet_sweeps/table1_*.yaml and",
+        "# table8_hard_*.yaml joined. Every model is scored on all four upstream datasets (Table 1's grid).",
         "# Written by benchmarks/make_scaledet_sweeps.py; edit that script, not this file.",
         f"# GPU budget: {hours:,.1f} GPU-hours in all (each document's header gives its own; rates: harness/workloads/scaledet/budget.py)",
         "#   harness sweep benchmarks/scaledet_table1.yaml --dry-run   # the grid and GPU-hour estimate; runs nothing",
-        "#   harness sweep benchmarks/scaledet_table1.yaml             # runs the seven sweeps in this order",
+        "#   harness sweep benchmarks/scaledet_table1.yaml --rehearse  # every cell at toy scale on CPU, report included",
+        f"#   harness sweep benchmarks/scaledet_table1.yaml             # runs the {len(runs)} sweeps in this order",
     ]
-    docs = [pretrain_file(stem, run, "Table 1") for stem, run in TABLE1.items()]
+    docs = [pretrain_file(stem, run, table) for stem, run, table in runs]
     return "\n".join(head) + "\n" + "".join(f"---\n{doc}" for doc in docs)
 
 

@@ -42,10 +42,10 @@ def test_dry_run_of_table1_lists_every_cell_and_the_total_budget(tmp_path, monke
     assert main(["sweep", str(TABLE1), "--dry-run"]) == 0
     out = capsys.readouterr().out
     sweeps = load_sweep_files(TABLE1)
-    assert len(sweeps) == 7
+    assert len(sweeps) == 9  # Table 1's seven and Table 8a's two L_hl runs
     expected = 0.0
     for number, sweep in enumerate(sweeps, start=1):
-        assert f"document {number}/7: sweep {sweep.sweep} " in out
+        assert f"document {number}/9: sweep {sweep.sweep} " in out
         for spec in sweep.plan():
             overrides = dict(spec.overrides)
             batch = overrides["data.batch_size"]  # global: the 8 tasks of a job (its resources) share it
@@ -53,10 +53,10 @@ def test_dry_run_of_table1_lists_every_cell_and_the_total_budget(tmp_path, monke
                              rf"{batch} \({batch // 8} per rank on 8 ranks\) ", out)
             expected += budget.pretrain_hours(overrides["train.max_steps"], overrides["data.batch_size"],
                                               overrides["model.backbone"])
-    total = float(re.search(r"^total: 7 sweep\(s\), 7 cell\(s\).*, ([\d,.]+) GPU-hours", out, re.MULTILINE)[1].replace(",", ""))
+    total = float(re.search(r"^total: 9 sweep\(s\), 9 cell\(s\).*, ([\d,.]+) GPU-hours", out, re.MULTILINE)[1].replace(",", ""))
     assert total == pytest.approx(expected, abs=0.05)
     headers = [float(h.replace(",", "")) for h in re.findall(r"= ([\d,.]+) GPU-hours", TABLE1.read_text())]
-    assert len(headers) == 7 and total == pytest.approx(sum(headers), abs=0.4)  # headers rounded to 0.1
+    assert len(headers) == 9 and total == pytest.approx(sum(headers), abs=0.4)  # headers rounded to 0.1
     assert f"r50: {budget.RATES['r50'].images_per_second:.2f} images/s/GPU ({budget.RATES['r50'].source})" in out
     assert "n/a" not in out
     assert list(tmp_path.iterdir()) == []  # no results/, runs/ or reports/
