@@ -37,6 +37,10 @@ class ModelConfig:
     detections_per_image: int = 100
     rpn_batch_size_per_image: int = 256
     box_batch_size_per_image: int = 512
+    # Federated loss (Detic / CenterNet2's LVIS recipe; not in the ScaleDet paper, hence off): eq. 6 of a
+    # batch covers only its ground-truth classes plus negatives drawn with probability ~ image_count ** 0.5
+    federated_loss: bool = False
+    federated_classes: int = 50  # classes per batch under the federated loss (Detic's fed_loss_num_cat)
 
 
 @dataclass(frozen=True)

@@ -68,14 +68,18 @@ class ScaleDetRoIHeads(RoIHeads):
     """RoI heads trained with the ScaleDet classification loss (eq. 8) and scoring with sigmoids.
 
     Target labels are unified-label-space indices **plus one** inside torchvision's matcher (0 is its
-    background); they are shifted back before the loss.
+    background); they are shifted back before the loss. ``federated_classes`` (None = off) switches on the
+    federated hard label loss over that many labels per batch, drawn by the ``freq_weight`` buffer
+    (``image_count ** 0.5`` per label, set by :meth:`ScaleDetDetector.set_class_frequencies`).
     """
 
-    def __init__(self, *args, soft_weight: float = 10.0, **kwargs):
+    def __init__(self, *args, soft_weight: float = 10.0, federated_classes: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.soft_weight = float(soft_weight)
+        self.federated_classes = federated_classes
         self.register_buffer("label_embeddings", torch.zeros(0, 0), persistent=False)
         self.register_buffer("similarity", torch.zeros(0, 0), persistent=False)
+        self.register_buffer("freq_weight", torch.zeros(0), persistent=False)
 
     def forward(self, features, proposals, image_shapes, targets=None):
         if self.training:
@@ -89,9 +93,15 @@ class ScaleDetRoIHeads(RoIHeads):
     def _losses(self, cos: Tensor, deltas: Tensor, labels: Tensor, regression_targets: Tensor) -> dict[str, Tensor]:
         classifier = self.box_predictor.classifier
         similarity = self.similarity if self.soft_weight > 0 else None
+        federated: dict = {}
+        if self.federated_classes is not None:
+            if self.freq_weight.numel() != cos.shape[1]:
+                raise _no_frequencies(f"the RoI heads have {self.freq_weight.numel()} class frequencies for "
+                                      f"{cos.shape[1]} labels")
+            federated = {"freq_weight": self.freq_weight, "fed_num_classes": self.federated_classes}
         cls = scaledet_classification_loss(
             cos.float(), labels - 1, similarity, tau=classifier.tau, soft_weight=self.soft_weight,
-            bias=classifier.bias,
+            bias=classifier.bias, **federated,
         )
         positive = torch.where(labels > 0)[0]
         box_loss = F.smooth_l1_loss(
@@ -160,6 +170,8 @@ class ScaleDetDetector(FasterRCNN):
         )
         self.config = cfg
         self.transform = _Transform(cfg.min_size_test, cfg.max_size_test, list(spec.mean), list(spec.std))
+        if cfg.federated_loss and cfg.federated_classes < 1:
+            raise ConfigError(f"model.federated_classes must be >= 1, got {cfg.federated_classes}")
         resolution = self.roi_heads.box_roi_pool.output_size[0]
         box_head = TwoMLPHead(backbone.out_channels * resolution**2, cfg.representation_size)
         old = self.roi_heads
@@ -168,8 +180,10 @@ class ScaleDetDetector(FasterRCNN):
             ScaleDetPredictor(cfg.representation_size, label_space.dim, cfg.tau, cfg.prior_prob),
             0.5, 0.5, cfg.box_batch_size_per_image, 0.25, None,
             cfg.score_thresh, cfg.nms_thresh, cfg.detections_per_image, soft_weight=cfg.soft_weight,
+            federated_classes=cfg.federated_classes if cfg.federated_loss else None,
         )
         self.label_space: LabelSpace = label_space
+        self._frequencies_for: str | None = None  # fingerprint of the label space the class frequencies count
         self.set_label_space(label_space)
 
     def set_label_space(self, label_space: LabelSpace) -> None:
@@ -182,6 +196,20 @@ class ScaleDetDetector(FasterRCNN):
         self.label_space = label_space
         self.roi_heads.label_embeddings = label_space.embeddings.to(device)
         self.roi_heads.similarity = similarity_matrix(label_space.embeddings).to(device)
+
+    def set_class_frequencies(self, counts: Tensor) -> None:
+        """Image counts per label of the current label space (training images containing it, in label order) for
+        the federated loss (``model.federated_loss``); stored as ``counts ** 0.5`` (not saved in checkpoints: the
+        engine recomputes them from the training data, also on resume)."""
+        n = len(self.label_space)
+        if counts.shape != (n,):
+            raise ConfigError(f"class frequencies must be one count per label ({n}), got shape {list(counts.shape)}")
+        counts = counts.detach().to(torch.float32)
+        if not bool(torch.isfinite(counts).all()) or bool((counts < 0).any()):
+            raise ConfigError("class frequencies must be finite, non-negative image counts")
+        device = self.roi_heads.box_predictor.bbox_pred.weight.device
+        self.roi_heads.freq_weight = counts.sqrt().to(device)
+        self._frequencies_for = self.label_space.fingerprint
 
     @contextmanager
     def scoring(self, label_space: LabelSpace, detections_per_image: int | None = None,
@@ -203,6 +231,12 @@ class ScaleDetDetector(FasterRCNN):
 
     def forward(self, images, targets=None):
         """Training: ``targets`` labels are label-space indices (shifted to torchvision's 0 = background)."""
+        if self.training and targets is not None and self.roi_heads.federated_classes is not None:
+            if self._frequencies_for is None:
+                raise _no_frequencies("the detector has no class frequencies")
+            if self._frequencies_for != self.label_space.fingerprint:
+                raise _no_frequencies("its class frequencies were counted for another label space than the "
+                                      f"current one ({self.label_space.fingerprint})")
         if targets is not None:
             targets = [{**t, "labels": t["labels"] + 1} for t in targets]
         return super().forward(images, targets)
@@ -210,6 +244,14 @@ class ScaleDetDetector(FasterRCNN):
     def label_state(self) -> dict:
         """The current label space as a checkpoint-ready dict (with its fingerprint)."""
         return {**self.label_space.to_state(), "fingerprint": self.label_space.fingerprint}
+
+
+def _no_frequencies(problem: str) -> ConfigError:
+    return ConfigError(
+        f"model.federated_loss is on but {problem}: the federated loss draws its negative classes by image counts; "
+        "call ScaleDetDetector.set_class_frequencies(counts) for the training label space (scaledet.engine.train "
+        "does) or set model.federated_loss=false"
+    )
 
 
 def build_detector(cfg: ModelConfig, label_space: LabelSpace, load_weights: bool = True,

@@ -76,6 +76,19 @@ def _sampler(cfg: Config, datasets: Sequence[CocoDataset], info: DistInfo) -> Re
     return RepeatFactorSampler(factors, cfg.train.seed, info.rank, info.world_size)
 
 
+def class_image_counts(datasets: Sequence[CocoDataset], label_space: LabelSpace) -> Tensor:
+    """Per label of ``label_space`` (in its order), the number of training images of ``datasets`` with at least
+    one (non-crowd) box of it: the image counts the federated loss weighs its negatives by (as LVIS's
+    ``image_count``)."""
+    counts = [0] * len(label_space)
+    for ds in datasets:
+        mapping = category_mapping(ds, label_space)
+        for img in ds.images:
+            for label in {mapping[a["category_id"]] for a in ds.annotations[img["id"]]}:
+                counts[label] += 1
+    return torch.tensor(counts, dtype=torch.float64)
+
+
 def _loader(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace, sampler, batch: int) -> Any:
     """The training loader of one rank, ``batch`` images per step (its share of the global batch)."""
     mappings = [category_mapping(ds, label_space) for ds in datasets]
@@ -151,6 +164,11 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     if init_state is not None:
         ckpt.load_model_weights(model, {"model": init_state, "label_space": label_space.to_state()})
     model = model.to(device)
+    if model.config.federated_loss:
+        counts = class_image_counts(datasets, label_space)
+        model.set_class_frequencies(counts)
+        log.info("federated loss: %d of %d labels per batch; %d labels have no training image",
+                 min(model.config.federated_classes, len(label_space)), len(label_space), int((counts == 0).sum()))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, cfg.train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train))
