@@ -138,6 +138,9 @@ def pretrain_file(stem: str, run: Pretrain, table: str) -> str:
         "# Evaluation on the four upstream val sets (COCO AP for C and O365, LVIS federated AP, OpenImages",
         (f"# AP50 over the expanded hierarchy) is the pretrain work's; text_encoder {run.schedule.text_encoder}"
          + (" is CLIP ViT-B/32 (paper §4.2)." if run.schedule.text_encoder == "clip" else ".")),
+        (f"# Backbone weights: {run.schedule.weights}"
+         + (" (ImageNet-21k, paper §4.1; scaledet.pretrained names the files and their caches)."
+            if run.schedule.weights == "in21k" else ".")),
         f"sweep: {_sweep_name(stem)}",
         "suite: upstream",
         f"datasets: [{', '.join(run.datasets)}]",

@@ -24,7 +24,7 @@ class ModelConfig:
     """The detector: backbone, FPN width, ScaleDet head and inference settings."""
 
     backbone: str = "effnet-lite0"
-    weights: str | None = "default"  # "default" (packaged/hub ImageNet), a local path, or None = random init
+    weights: str | None = "default"  # "default" (ImageNet-1k), "in21k" (ImageNet-21k), a path, None = random init
     fpn_channels: int = 256
     representation_size: int = 1024
     tau: float = 0.02

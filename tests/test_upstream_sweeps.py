@@ -110,3 +110,12 @@ def test_the_paper_pretraining_embeds_labels_with_clip() -> None:
     """Paper §4.2: CLIP ViT-B/32 text embeddings for Tables 1, 7, 8 (and Figures 3-4)."""
     cells = _pretrain_cells().values()
     assert len(cells) == 11 and {spec.override("text_encoder") for spec in cells} == {"clip"}
+
+
+def test_the_paper_pretraining_starts_from_imagenet_21k_backbones() -> None:
+    """Paper §4.1: every backbone is initialised from ImageNet-21k; the workload hands it to the model config."""
+    from harness.workloads.scaledet.work import settings
+
+    cells = _pretrain_cells().values()
+    assert {spec.override("model.weights") for spec in cells} == {"in21k"}
+    assert all("model.weights=in21k" in settings(spec)[1] for spec in cells)

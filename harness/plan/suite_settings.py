@@ -33,21 +33,25 @@ from harness.job import OverrideValue
 
 TRAIN_SIZE: dict[str, int] = {"r50": 640, "swin-t": 896, "swin-b": 896}  # paper §4.1: input size per backbone
 PAPER_TEXT_ENCODER = "clip"  # CLIP ViT-B/32 (paper §4.2; supplementary, "Training details")
+PAPER_BACKBONE_WEIGHTS = "in21k"  # backbones start from ImageNet-21k (paper §4.1; scaledet.pretrained says which)
 
 
 @dataclass(frozen=True)
 class PretrainSchedule:
-    """A pretraining row of the paper's Table C: iterations, global batch, backbone, text encoder."""
+    """A pretraining row of the paper's Table C: iterations, global batch, backbone (and its ImageNet-21k
+    initialisation), text encoder."""
 
     steps: int
     batch: int  # global, all ranks together
     backbone: str = "r50"
     text_encoder: str = PAPER_TEXT_ENCODER
+    weights: str = PAPER_BACKBONE_WEIGHTS
 
     def overrides(self) -> dict[str, OverrideValue]:
         """The row as spec overrides. Table C gives no decay steps: the preset's proportions (60k, 80k of 90k)."""
         return {"data.batch_size": self.batch, "data.train_size": TRAIN_SIZE[self.backbone],
-                "model.backbone": self.backbone, "text_encoder": self.text_encoder, "train.lr": 0.0002,
+                "model.backbone": self.backbone, "model.weights": self.weights, "text_encoder": self.text_encoder,
+                "train.lr": 0.0002,
                 "train.lr_steps": (self.steps * 2 // 3, self.steps * 8 // 9), "train.max_steps": self.steps}
 
 
