@@ -268,3 +268,45 @@ def test_without_both_losses_on_one_upstream_there_is_no_table_8a(tmp_path: Path
                                      git_sha="abc1234"))
     text = render_report(tmp_path, "upstream", tmp_path / "out", "pre").read_text()
     assert "(like Table 1)" in text and "(like Table 8a)" not in text
+
+def test_detic_comparisons_take_our_models_by_backbone_beside_the_papers_rows(tmp_path: Path) -> None:
+    """Tables 4 (R50: LVIS, COCO, their mean) and A (Swin-B: all four): our ScaleDet models of that backbone
+    trained on at least LVIS+COCO, labelled with their text encoder; Table 1 keeps one row per backbone."""
+    from report_fixtures import record_of
+
+    from harness.job import JobSpec
+    from harness.reporting.render import render_report
+    from harness.run.results import write_record
+
+    def write(method: str, upstream: str, backbone: str, output: dict, encoder: str) -> None:
+        spec = JobSpec("upstream", upstream, "pretrain", method, 3, None, "glip", (("model.backbone", backbone),))
+        write_record(tmp_path, record_of(spec, "pre", {**output, "text_encoder": encoder},
+                                         finished_at="2026-11-01T00:00:00+00:00", git_sha="abc1234"))
+
+    write("scaledet", "lvis+coco", "r50", _pretrain_output(0.0), "clip")
+    write("scaledet", "lvis+coco+objects365+openimages", "r50", _pretrain_output(0.1), "clip")
+    write("scaledet", "lvis+coco+objects365+openimages", "swin-b", _pretrain_output(0.2), "openclip")
+    write("baseline", "coco", "r50", _pretrain_output(0.0, ("coco",)), "clip")  # not a ScaleDet model: not in 4/A
+    text = render_report(tmp_path, "upstream", tmp_path / "out", "pre").read_text()
+
+    def section(title: str) -> dict[str, list[str]]:
+        body = text.split(title)[1].split("\n## ")[0]
+        return {cells[0]: cells[1:] for line in body.splitlines() if line.startswith("| ")
+                for cells in [[c.strip() for c in line.split("|")[1:-1]]]}
+
+    table1 = section("(like Table 1)")
+    assert table1["scaledet [lvis+coco+objects365+openimages] (r50)"][:2] == ["30.0", "50.0"]
+    assert table1["scaledet [lvis+coco+objects365+openimages] (swin-b)"][:2] == ["40.0", "60.0"]
+    table4 = section("(like Table 4)")
+    assert table4["method"] == ["lvis", "coco", "mean"]
+    assert table4["scaledet [lvis+coco] (r50, clip)"] == ["20.0", "40.0", "30.0"]
+    assert table4["scaledet [lvis+coco+objects365+openimages] (r50, clip)"] == ["30.0", "50.0", "40.0"]
+    assert table4["Detic [lvis+coco] (published)"] == ["33.0", "43.9", "38.4"]
+    assert not any(label.startswith(("baseline", "scaledet [lvis+coco+objects365+openimages] (swin-b"))
+                   for label in table4)
+    table_a = section("(like Table A)")
+    assert table_a["method"] == ["lvis", "coco", "objects365", "openimages", "mean"]
+    assert table_a["scaledet [lvis+coco+objects365+openimages] (swin-b, openclip)"] == [
+        "40.0", "60.0", "30.0", "70.0", "50.0"]
+    assert table_a["Detic [lvis+coco+in21k] (published)"] == ["44.3", "50.1", "21.6", "54.6", "42.7"]
+    assert "copied from ScaleDet (CVPR 2023) Table A" in text.split("(like Table A)")[1]

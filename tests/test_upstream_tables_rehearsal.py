@@ -41,3 +41,8 @@ def test_table1_file_rehearses_into_the_grid_and_both_tables(tmp_path, monkeypat
                   "L_hl+L_sl [lvis+coco+objects365+openimages]", "scaledet-hard [lvis+coco] (published)"):
         assert f"| {label} " in table8a, label
     assert "missing" not in table1.split("1. Upstream AP")[0]  # every model has all four and the mean
+    table4 = report.split("(like Table 4)")[1].split("\n## ")[0]  # the R50 ScaleDet runs beside Detic's
+    ran = "(r50, rehearsal-standin-clip-512)"  # the planned backbone; the text encoder that ran (CLIP's stand-in)
+    for label in (f"scaledet [lvis+coco] {ran}", f"scaledet [lvis+coco+objects365+openimages] {ran}",
+                  "Detic [lvis+coco] (published)"):
+        assert f"| {label} " in table4, table4

@@ -115,12 +115,21 @@ def cells_from_frame(frame: pd.DataFrame, extras: Mapping[str, Mapping[str, str]
     return cells.sort_values(order, kind="stable").reset_index(drop=True)
 
 
-PRETRAIN_COLUMNS = ["suite", "method", "upstream", "seed", "status", "ap", "dataset_ap", "date"]
+PRETRAIN_COLUMNS = ["suite", "method", "upstream", "backbone", "text_encoder", "seed", "status", "ap", "dataset_ap",
+                    "date"]
+
+
+def _planned_backbone(record: results.ResultRecord) -> str:
+    """The backbone the cell was planned with (its ``model.backbone`` override; a rehearsal ran a toy one in its
+    place), else the one its config ran; '' when the record says neither."""
+    planned = record.job_spec.override("model.backbone")
+    return str(planned or record.config.get("model", {}).get("backbone", ""))
 
 
 def load_pretrain(root: Path, suite: str, sweep: str | None = None) -> pd.DataFrame:
     """One row per pretrain cell of ``suite`` (newest record of a job id): the datasets it trained on
-    (``upstream``), its AP on each of them (``dataset_ap``: name -> points) and their mean (``ap``)."""
+    (``upstream``), its backbone and text encoder, its AP on each upstream dataset scored (``dataset_ap``: name ->
+    points) and their mean (``ap``)."""
     newest: dict[str, dict[str, Any]] = {}
     for record in results.iter_records(Path(root), sweep):
         spec = record.spec
@@ -128,7 +137,9 @@ def load_pretrain(root: Path, suite: str, sweep: str | None = None) -> pd.DataFr
             continue
         where = f"result {record.sweep}/{record.job_id}"
         done = record.status == "done"
-        row = {"suite": suite, "method": spec["method"], "upstream": spec["dataset"], "seed": int(spec["seed"]),
+        row = {"suite": suite, "method": spec["method"], "upstream": spec["dataset"],
+               "backbone": _planned_backbone(record), "text_encoder": record.text_encoder or "",
+               "seed": int(spec["seed"]),
                "status": record.status, "date": record.finished_at or "unknown",
                "ap": _points(float(record.metrics["AP"]), where) if done else math.nan,
                "dataset_ap": {key.split("/", 1)[1]: _points(float(value), where)

@@ -70,9 +70,11 @@ class UpstreamRow:
 
 
 def upstream_rows(table: str) -> tuple[str, list[UpstreamRow]]:
-    """(source, rows) of published upstream table ``table`` (``table1`` or ``table8a``)."""
+    """(source, rows) of published upstream table ``table`` (``table1``, ``table8a``, ``table4``, ``tableA``). A
+    row's ``ap`` is a list in ``upstream_order`` or, for a table with fewer columns (Table 4), a mapping."""
     data = _load_yaml()
     order = data["upstream_order"]
-    rows = [UpstreamRow(str(e["method"]), str(e["upstream"]), dict(zip(order, map(float, e["ap"]), strict=True)),
-                        float(e["mean"])) for e in data[table]]
+    rows = [UpstreamRow(str(e["method"]), str(e["upstream"]), {str(k): float(v) for k, v in (
+        e["ap"].items() if isinstance(e["ap"], dict) else zip(order, e["ap"], strict=True))}, float(e["mean"]))
+        for e in data[table]]
     return str(data["upstream_source"]), rows

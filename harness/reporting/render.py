@@ -72,6 +72,7 @@ def build_report(inp: tables.ReportInput, title: str) -> Report:
     pretrain = [tables.pretrain_table(inp)] if inp.pretrain is not None and len(inp.pretrain) else []
     upstream_ablation = tables.upstream_ablation_table(inp) if pretrain else None
     pretrain += [upstream_ablation] if upstream_ablation is not None and upstream_ablation.rows else []
+    pretrain += [t for c in tables.DETIC_COMPARISONS if pretrain and (t := tables.detic_comparison_table(inp, c)).rows]
     report = Report(title, inp, [*pretrain, tables.summary_table(inp), *per_mode.values(),
                                  tables.averages_table(inp, "direct"), tables.averages_table(inp, "finetune"),
                                  tables.ablation_table(inp), scaling, fewshot])  # fmt: skip

@@ -1,4 +1,4 @@
-"""The report's tables, built from the cell frame: upstream (Tables 1 and 8a), per dataset (Table D), summary
+"""The report's tables, built from the cell frame: upstream (Tables 1, 8a, 4 and A), per dataset (Table D), summary
 (Table 7), averages (Table 8b), ablation (Table 8b), scaling (Figures 3-4) and few-shot."""
 
 from __future__ import annotations
@@ -128,47 +128,110 @@ def _upstream_cells(group: pd.DataFrame, names: list[str]) -> tuple[Cell, ...]:
     return tuple(cells)
 
 
+PAPER_TABLES = {"table1": "Table 1", "table8a": "Table 8a", "table4": "Table 4", "tableA": "Table A"}
+
+
 def _published_upstream(table: str, names: list[str]) -> tuple[list[Row], tuple[str, ...]]:
     source, published = upstream_rows(table)
-    if not published or any(name not in published[0].ap for name in names):
+    if not published or any(name not in r.ap for r in published for name in names):
         return [], ()
     rows = [Row(f"{r.method} [{r.upstream}] (published)", (*(Stat(r.ap[n], 0.0, 1) for n in names),
                 Stat(r.mean, 0.0, 1)), r.method, r.upstream, True) for r in published]  # fmt: skip
-    return rows, (f"Rows marked (published) are copied from {source}; their mean is the printed one.",)
+    note = f"Rows marked (published) are copied from {source} {PAPER_TABLES[table]}; their mean is the printed one."
+    return rows, (note,)
+
+
+def _pretrain_frame(inp: ReportInput) -> pd.DataFrame:
+    return inp.pretrain if inp.pretrain is not None else pd.DataFrame(columns=["method", "upstream", "backbone"])
+
+
+def _pretrain_groups(frame: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFrame]]:
+    """((method, upstream, backbone), cells) in the report's order: a backbone is a model of its own."""
+    if not len(frame):
+        return []
+    groups = frame.groupby(["method", "upstream", "backbone"])
+    return sorted(groups, key=lambda item: (_sort_key(item[0][:2]), item[0]))
+
+
+def _pretrain_label(method: str, upstream: str, backbone: str, names: list[str], frame: pd.DataFrame) -> str:
+    """``method [datasets]``, with the backbone when the frame has more than one."""
+    several = len(set(frame["backbone"])) > 1
+    return f"{method} [{_in_order(upstream, names)}]" + (f" ({backbone or 'backbone unknown'})" if several else "")
 
 
 def pretrain_table(inp: ReportInput) -> Table:
     """Table 1: each pretrained detector's AP on every upstream dataset, and their mean; the paper's rows beside
     (for the upstream suite)."""
-    frame = inp.pretrain if inp.pretrain is not None else pd.DataFrame(columns=["method", "upstream"])
+    frame = _pretrain_frame(inp)
     names = _upstream_columns(inp, frame)
-    rows = [Row(f"{method} [{_in_order(upstream, names)}]", _upstream_cells(group, names), method, upstream)
-            for (method, upstream), group in sorted(frame.groupby(["method", "upstream"]) if len(frame) else (),
-                                                    key=lambda item: (_sort_key(item[0]), item[0]))]
+    rows = [Row(_pretrain_label(*key, names, frame), _upstream_cells(group, names), key[0], key[1])
+            for key, group in _pretrain_groups(frame)]
     published, note = _published_upstream("table1", names) if inp.suite == "upstream" else ([], ())
     return Table("pretrain", "Upstream AP of the pretrained detectors (like Table 1)", (*names, "mean"),
                  tuple(rows + published), footnotes=(UPSTREAM_NOTE, *note))
 
 
 def upstream_ablation_table(inp: ReportInput) -> Table:
-    """Table 8a: L_hl (scaledet-hard) vs L_hl + L_sl (scaledet) pretrained on the same upstream datasets, scored on
-    every upstream dataset; only upstream sets that have both."""
-    frame = inp.pretrain if inp.pretrain is not None else pd.DataFrame(columns=["method", "upstream"])
+    """Table 8a: L_hl (scaledet-hard) vs L_hl + L_sl (scaledet) pretrained on the same upstream datasets with the
+    same backbone, scored on every upstream dataset; only those that have both."""
+    frame = _pretrain_frame(inp)
     names = _upstream_columns(inp, frame)
     pairs = frame[frame["method"].isin([*HARD_METHODS, SCALEDET.name])] if len(frame) else frame
+    several = len(set(frame["backbone"])) > 1 if len(frame) else False
     rows = []
-    for upstream in sorted(dict.fromkeys(pairs["upstream"]), key=lambda u: (len(u.split("+")), u)):
-        groups = [pairs[pairs["method"].isin(m) & (pairs["upstream"] == upstream)]
-                  for m in (HARD_METHODS, (SCALEDET.name,))]
+    for upstream, backbone in sorted(dict.fromkeys(zip(pairs["upstream"], pairs["backbone"])),
+                                     key=lambda key: (len(key[0].split("+")), key)):
+        same = pairs[(pairs["upstream"] == upstream) & (pairs["backbone"] == backbone)]
+        groups = [same[same["method"].isin(m)] for m in (HARD_METHODS, (SCALEDET.name,))]
+        suffix = f" ({backbone or 'backbone unknown'})" if several else ""
         if all(len(g) for g in groups):
-            rows += [Row(f"{label} [{_in_order(upstream, names)}]", _upstream_cells(g, names), str(g["method"].iloc[0]),
-                         upstream)
+            rows += [Row(f"{label} [{_in_order(upstream, names)}]{suffix}", _upstream_cells(g, names),
+                         str(g["method"].iloc[0]), upstream)
                      for label, g in zip((SCALEDET_HARD.label, "L_hl+L_sl"), groups)]
     published, note = _published_upstream("table8a", names) if inp.suite == "upstream" and rows else ([], ())
     legend = (f"{SCALEDET_HARD.label} = method {SCALEDET_HARD.name} (hard label loss only); L_hl+L_sl = method "
               f"{SCALEDET.name}.")  # fmt: skip
     return Table("ablation_upstream", "Ablation on upstream datasets: hard vs hard + soft label loss (like Table 8a)",
                  (*names, "mean"), tuple(rows + published), footnotes=(legend, UPSTREAM_NOTE, *note))
+
+
+@dataclass(frozen=True)
+class DeticComparison:
+    """A comparison to Detic on upstream datasets (the paper's Table 4 or A): which of our pretrained ScaleDet
+    models enter it (backbone, upstream datasets it must include) and the columns it scores."""
+
+    key: str  # the published table, and the report table's key
+    title: str
+    backbone: str
+    needs: tuple[str, ...]  # upstream datasets a model must have trained on
+    columns: tuple[str, ...] | None  # None: every upstream column of the report
+
+
+DETIC_COMPARISONS = (
+    DeticComparison("table4", "Comparison to Detic, ResNet-50 (like Table 4)", "r50", ("lvis", "coco"),
+                    ("lvis", "coco")),
+    DeticComparison("tableA", "Comparison to Detic, Swin-B (like Table A)", "swin-b", ("lvis", "coco"), None),
+)
+
+
+def detic_comparison_table(inp: ReportInput, comparison: DeticComparison) -> Table:
+    """Our ScaleDet models of ``comparison``'s backbone trained on (at least) its datasets, scored on its columns
+    with their mean, the paper's rows (Detic's and ScaleDet's) beside; rows labelled with the text encoder."""
+    frame = _pretrain_frame(inp)
+    names = list(comparison.columns) if comparison.columns else _upstream_columns(inp, frame)
+    ours = frame[(frame["method"] == SCALEDET.name) & (frame["backbone"] == comparison.backbone)] if len(frame) \
+        else frame
+    ours = ours[[set(comparison.needs) <= set(u.split("+")) for u in ours["upstream"]]] if len(ours) else ours
+    rows = [Row(f"{method} [{_in_order(upstream, names)}] ({backbone}, {_encoders(group)})",
+                _upstream_cells(group, names), method, upstream)
+            for (method, upstream, backbone), group in _pretrain_groups(ours)]
+    published, note = _published_upstream(comparison.key, names) if rows else ([], ())
+    return Table(comparison.key, comparison.title, (*names, "mean"), tuple(rows + published),
+                 footnotes=(UPSTREAM_NOTE, *note))
+
+
+def _encoders(group: pd.DataFrame) -> str:
+    return "+".join(sorted(e for e in dict.fromkeys(group["text_encoder"]) if e)) or "text encoder unknown"
 
 
 def summary_table(inp: ReportInput) -> Table:
