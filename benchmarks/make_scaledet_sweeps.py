@@ -1,4 +1,5 @@
-"""Write the sweep files that reproduce the paper's Table 1, Table 8 and Table 7 (``benchmarks/scaledet_sweeps/``).
+"""Write the sweep files that reproduce the paper's Tables 1, 2, 7 and 8 (``benchmarks/scaledet_sweeps/``); Tables 4
+and A are read from the same runs.
 
 The sweep format (``harness.plan.sweepfile``) holds one grid with one set of overrides per file, so every
 training schedule of Table C is its own file; cells shared between tables (Table 8's L_hl+L_sl rows are
@@ -67,6 +68,7 @@ class Pretrain:
     datasets: tuple[str, ...]
     method: str
     schedule: PretrainSchedule
+    start: Pretrain | None = None  # Table 2's '*': trained further from this run's checkpoint
 
     @property
     def name(self) -> str:
@@ -85,7 +87,8 @@ class Pretrain:
         return self.schedule.backbone
 
     def overrides(self) -> dict[str, object]:
-        return self.schedule.overrides()
+        start = {"pretrain_job": self.start.spec().job_id} if self.start else {}
+        return {**self.schedule.overrides(), **start}
 
     def spec(self) -> JobSpec:
         dataset = "+".join(sorted(self.datasets))
@@ -119,6 +122,25 @@ TABLE7 = {
     "table7_pretrain_swin-t": Pretrain(LCOO, "scaledet", replace(PAPER_R50, backbone="swin-t")),
     "table7_pretrain_swin-b": Pretrain(LCOO, "scaledet", replace(PAPER_R50, backbone="swin-b")),
 }
+# Table 2: R50/T/B x CLIP/OpenCLIP ViT-H/14 on L+C+O365+OID. The CLIP rows are Table 1's R50 run and Table 7's
+# T and B runs (same job ids); the OpenCLIP rows are these two. Its B* row ("further fine-tune the model on each
+# dataset after multi-dataset training") is four runs from ScaleDet-B OpenCLIP's checkpoint, one per upstream dataset,
+# each on that dataset's Table C schedule (supplementary: "the learning schedules are the same as the ones trained on
+# the same datasets in Table C"), at Swin's 896 px.
+TABLE2 = {
+    "table2_pretrain_swin-t_openclip": Pretrain(LCOO, "scaledet", replace(PAPER_R50, backbone="swin-t",
+                                                                           text_encoder="openclip")),
+    "table2_pretrain_swin-b_openclip": Pretrain(LCOO, "scaledet", replace(PAPER_R50, backbone="swin-b",
+                                                                           text_encoder="openclip")),
+}
+TABLE2_STAR = {  # one document per upstream dataset, in one file
+    name: Pretrain((name,), "scaledet", replace(single.schedule, backbone="swin-b", text_encoder="openclip"),
+                   start=TABLE2["table2_pretrain_swin-b_openclip"])
+    for name, single in (("lvis", TABLE1["table1_baseline_L"]), ("coco", TABLE1["table1_baseline_C"]),
+                         ("objects365", TABLE1["table1_baseline_O365"]), ("openimages", TABLE1["table1_baseline_OID"]))
+}
+STAR_FILE = "table2_star_swin-b_openclip"
+ENCODER_NOTES = {"clip": " is CLIP ViT-B/32 (paper §4.2).", "openclip": " is OpenCLIP ViT-H/14 (paper Table 2)."}
 
 
 def pretrain_file(stem: str, run: Pretrain, table: str) -> str:
@@ -137,10 +159,13 @@ def pretrain_file(stem: str, run: Pretrain, table: str) -> str:
         f"# pretrain job id: {run.spec().job_id} (checkpoints in <runs root>/{run.spec().job_id}/checkpoints/)",
         "# Evaluation on the four upstream val sets (COCO AP for C and O365, LVIS federated AP, OpenImages",
         (f"# AP50 over the expanded hierarchy) is the pretrain work's; text_encoder {run.schedule.text_encoder}"
-         + (" is CLIP ViT-B/32 (paper §4.2)." if run.schedule.text_encoder == "clip" else ".")),
+         + ENCODER_NOTES.get(run.schedule.text_encoder, ".")),
         (f"# Backbone weights: {run.schedule.weights}"
          + (" (ImageNet-21k, paper §4.1; scaledet.pretrained names the files and their caches)."
             if run.schedule.weights == "in21k" else ".")),
+        *([f"# Starts from pretrain job {run.start.spec().job_id} (its sweep file is {_stem_of(run.start)}.yaml): its",
+           "# checkpoint <runs root>/<pretrain_job>/checkpoints/last.pt, trained further on this dataset alone."]
+          if run.start else []),
         f"sweep: {_sweep_name(stem)}",
         "suite: upstream",
         f"datasets: [{', '.join(run.datasets)}]",
@@ -208,7 +233,7 @@ def _sweep_name(stem: str) -> str:
 
 
 def _stem_of(run: Pretrain) -> str:
-    return next(stem for table in (TABLE1, TABLE8, TABLE7) for stem, r in table.items() if r == run)
+    return next(stem for table in (TABLE1, TABLE8, TABLE7, TABLE2) for stem, r in table.items() if r == run)
 
 
 def _yaml(value: object) -> str:
@@ -231,7 +256,23 @@ def all_files() -> dict[str, str]:
                       ("table7_transfer_swin-t", TABLE7["table7_pretrain_swin-t"]),
                       ("table7_transfer_swin-b", TABLE7["table7_pretrain_swin-b"])):
         files[f"{stem}.yaml"] = transfer_file(stem, run, ("direct", "finetune"), "Table 7 (and Table 8b, L_hl+L_sl)")
+    files.update({f"{stem}.yaml": pretrain_file(stem, run, "Table 2") for stem, run in TABLE2.items()})
+    files[f"{STAR_FILE}.yaml"] = star_file()
     return files
+
+
+def star_file() -> str:
+    """Table 2's B* row: ScaleDet-B OpenCLIP trained further on each upstream dataset, one document each."""
+    hours = sum(run.gpu_hours() for run in TABLE2_STAR.values())
+    head = [
+        "# Table 2, row B*: ScaleDet-B (OpenCLIP) further fine-tuned on each upstream dataset after multi-dataset",
+        "# training, one YAML document per dataset on its Table C schedule; each is scored on all four (its own",
+        "# dataset's AP is the row's cell). Runs after table2_pretrain_swin-b_openclip.yaml, whose checkpoint it reads.",
+        "# Written by benchmarks/make_scaledet_sweeps.py; edit that script, not this file.",
+        f"# GPU budget: {hours:,.1f} GPU-hours in all (each document's header gives its own)",
+    ]
+    docs = [pretrain_file(f"{STAR_FILE}_{name}", run, "Table 2 (B*)") for name, run in TABLE2_STAR.items()]
+    return "\n".join(head) + "\n" + "".join(f"---\n{doc}" for doc in docs)
 
 
 def table1_file() -> str:
@@ -259,7 +300,8 @@ def budget_summary() -> list[tuple[str, float]]:
     """(table, GPU-hours of its pretraining runs, each counted once across tables)."""
     seen: set[str] = set()
     rows = []
-    for table, runs in (("Table 1", TABLE1), ("Table 8a (L_hl runs)", TABLE8), ("Table 7 (Swin-T/B)", TABLE7)):
+    for table, runs in (("Table 1", TABLE1), ("Table 8a (L_hl runs)", TABLE8), ("Table 7 (Swin-T/B)", TABLE7),
+                        ("Table 2 (OpenCLIP)", TABLE2), ("Table 2 (B*)", TABLE2_STAR)):
         new = [r for r in runs.values() if r.spec().job_id not in seen]
         seen.update(r.spec().job_id for r in new)
         rows.append((table, sum(r.gpu_hours() for r in new)))

@@ -89,3 +89,24 @@ def test_a_transfer_from_a_given_checkpoint_needs_no_pretraining(demo_run, tmp_p
     same = next(r for r in demo_run["records"].values()
                 if r.spec["mode"] == "direct" and r.spec["dataset"] == "Raccoon" and r.spec["seed"] == 3)
     assert record.metrics["AP"] == pytest.approx(same.metrics["AP"], abs=1e-9)  # same weights, same numbers
+
+
+def test_a_pretrain_cell_can_start_from_a_pretrained_model(demo_run, tmp_path: Path):
+    """Table 2's '*' rows: a multi-dataset model trained further on one dataset. The pretrain cell starts from the
+    checkpoint's weights (at lr 0 they are still the checkpoint's after a step), takes its text encoder and says so."""
+    import torch
+
+    pretrain = next(r for r in demo_run["records"].values() if r.spec["mode"] == "pretrain")
+    checkpoint = demo_run["root"] / "runs" / pretrain.job_id / "checkpoints" / "last.pt"
+    code = main(["run", "--suite", "demo", "--datasets", "Raccoon", "--mode", "pretrain", "--checkpoint",
+                 str(checkpoint), "--results-root", str(tmp_path / "results"), "--runs-root", str(tmp_path / "runs"),
+                 "--no-report", "--set", "train.max_steps=1", "--set", "train.lr=0.0", "--set", "train.warmup_steps=0"])
+    assert code == 0
+    (record,) = iter_records(tmp_path / "results")
+    assert record.spec["dataset"] == "Raccoon" and record.status == "done"
+    assert record.config["work"]["start_checkpoint"] == str(checkpoint)
+    assert record.config["work"]["text_encoder_from"] == "checkpoint" and record.text_encoder == pretrain.text_encoder
+    start = torch.load(checkpoint, weights_only=True)["model"]
+    after = torch.load(tmp_path / "runs" / record.job_id / "checkpoints" / "last.pt", weights_only=True)["model"]
+    weights = [k for k in start if k.startswith("backbone.") and k.endswith(".weight")]
+    assert weights and all(torch.equal(start[k], after[k]) for k in weights)

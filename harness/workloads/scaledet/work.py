@@ -5,6 +5,8 @@
   the evaluation split of every upstream dataset of the suite that is on disk (Table 1's grid: those it did not
   train on with their own label text), each with its own vocabulary and its kind's scoring settings
   (``scaledet.protocol``): ``AP/<dataset>`` each, ``AP`` their mean, ``AP_trained`` the mean over its own.
+  With a ``pretrain_job`` or ``checkpoint`` override it starts from that model instead of ImageNet weights (the
+  paper's Table 2 ``*`` rows: a multi-dataset model fine-tuned on each upstream dataset), with its text encoder.
 - ``direct``: the starting checkpoint with the target dataset's own vocabulary (zero-shot transfer).
 - ``finetune``: train from the checkpoint on the target's train split over its own vocabulary, score every
   ``train.checkpoint_every`` steps on ``valid``, keep the best, score it on the split policy's split.
@@ -225,12 +227,22 @@ def pretrain(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
         preset(METHOD_PRESETS[spec.method]).train, seed=spec.seed)), overrides))
     names = upstream_order(spec.suite, spec.dataset.split("+"))
     sources = [load_source(spec.suite, n, spec.split_policy, True, work.get("prompts", "names")) for n in names]
-    setting = EncoderSetting(work.get("text_encoder", "minilm"), work.get("text_weights"))
+    start = _pretrain_start(work, run_dir)
+    if start is None:
+        setting = EncoderSetting(work.get("text_encoder", "minilm"), work.get("text_weights"))
+    else:  # Table 2's '*': a pretrained model trained further on its datasets; its text encoder by default
+        setting, origin = transfer_encoder(work, start[1]["label_space"], start[0])
+        work = {**work, "text_encoder_from": origin, "start_checkpoint": str(start[0])}
     encoder = text_encoder(setting.name, setting.weights)
+    if start is not None and encoder.id != start[1]["label_space"]["encoder_id"]:
+        raise CheckpointError(f"checkpoint {start[0]} was trained with text encoder "
+                              f"'{start[1]['label_space']['encoder_id']}', this job uses '{encoder.id}'")
     space = LabelSpace.concat([encode(s, encoder) for s in sources])  # carries the setting into the checkpoints
     device = resolve_device(work.get("device"))
-    log.info("pretrain %s on %s: %d labels, %d steps", spec.method, "+".join(names), len(space), cfg.train.max_steps)
-    result = train(cfg, [s.train for s in sources], space, run_dir / "checkpoints", device=device)
+    log.info("pretrain %s on %s: %d labels, %d steps%s", spec.method, "+".join(names), len(space),
+             cfg.train.max_steps, f", from {start[0]}" if start else "")
+    result = train(cfg, [s.train for s in sources], space, run_dir / "checkpoints", device=device,
+                   init_state=start[1]["model"] if start else None)
     if _rank() != 0:
         return {"metrics": {}}
     metrics: dict[str, float] = {}
@@ -280,6 +292,15 @@ def upstream_order(suite: str, names: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------- transfer
+
+
+def _pretrain_start(work: dict[str, Any], run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """(path, state) of the checkpoint a pretrain cell starts from (``pretrain_job`` or ``checkpoint``), or None: a
+    pretrain cell normally starts from its backbone's ImageNet weights."""
+    if not (work.get("pretrain_job") or work.get("checkpoint")):
+        return None
+    path = starting_checkpoint(work, run_dir)
+    return path, ckpt.load_checkpoint(path)
 
 
 def starting_checkpoint(work: dict[str, Any], run_dir: Path) -> Path:
