@@ -45,10 +45,14 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Training inputs: large-scale-jitter crop size and range, flips, repeat factor sampling, loader."""
+    """Training inputs: the augmentation (the paper's large-scale jitter crop, or detectron2's standard multi-scale
+    resize), flips, repeat factor sampling, loader."""
 
-    train_size: int = 640
-    scale_range: tuple[float, float] = (0.1, 2.0)
+    augmentation: str = "lsj"  # "lsj": large-scale jitter (paper §4.1); "standard": detectron2's (Table 3, UniDet)
+    train_size: int = 640  # lsj: the square canvas
+    scale_range: tuple[float, float] = (0.1, 2.0)  # lsj: the jitter range
+    train_min_sizes: tuple[int, ...] = (640, 672, 704, 736, 768, 800)  # standard: shorter side drawn from these
+    train_max_size: int = 1333  # standard: longer side at most
     hflip_prob: float = 0.5
     repeat_threshold: float = 0.001  # LVIS-style t; 0 disables repeat factor sampling
     repeat_factors: str = "combined"  # category frequencies over the union of datasets (the paper's), or per_dataset
@@ -59,9 +63,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimiser and schedule (Adam), clipping, AMP, checkpointing."""
+    """Optimiser (Adam, or SGD with momentum) and schedule, clipping, AMP, checkpointing."""
 
+    optimizer: str = "adam"  # "adam" (the paper's) or "sgd" (Table 3's UniDet setting), see scaledet.engine
     lr: float = 2e-4
+    momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0
     max_steps: int = 90000
     warmup_steps: int = 1000

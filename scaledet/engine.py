@@ -22,7 +22,7 @@ from scaledet.errors import ConfigError, ScaleDetError
 from scaledet.labels import LabelSpace
 from scaledet.protocol import ScoringSettings, scoring_settings
 from scaledet.sampling import RepeatFactorSampler, dataset_repeat_factors
-from scaledet.transforms import LargeScaleJitter
+from scaledet.transforms import training_transform
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def class_image_counts(datasets: Sequence[CocoDataset], label_space: LabelSpace)
 def _loader(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace, sampler, batch: int) -> Any:
     """The training loader of one rank, ``batch`` images per step (its share of the global batch)."""
     mappings = [category_mapping(ds, label_space) for ds in datasets]
-    transform = LargeScaleJitter(cfg.data.train_size, cfg.data.scale_range, cfg.data.hflip_prob)
+    transform = training_transform(cfg.data)
     dataset = DetectionDataset(list(datasets), mappings, transform)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch, sampler=sampler, num_workers=cfg.data.num_workers,
@@ -129,15 +129,29 @@ def _check_finite(losses: dict[str, Tensor], total: Tensor, step: int, out_dir: 
         )
 
 
+OPTIMIZERS = ("adam", "sgd")
+
+
 def adam(params: list[nn.Parameter], train_cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The default optimizer: Adam with ``train.lr`` and ``train.weight_decay``."""
+    """The paper's optimizer: Adam with ``train.lr`` and ``train.weight_decay``."""
     return torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+
+
+def configured_optimizer(params: list[nn.Parameter], train_cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer ``train.optimizer`` names: :func:`adam`, or SGD with ``train.momentum`` and
+    ``train.weight_decay`` (detectron2's, as in the paper's Table 3 comparison to UniDet)."""
+    if train_cfg.optimizer == "adam":
+        return adam(params, train_cfg)
+    if train_cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=train_cfg.lr, momentum=train_cfg.momentum,
+                               weight_decay=train_cfg.weight_decay)
+    raise ConfigError(f"train.optimizer is {train_cfg.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
 
 
 def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace, out_dir: str | Path,
           device: str | torch.device | None = None, resume: bool = True,
           init_state: dict[str, Tensor] | None = None, model: ScaleDetDetector | None = None,
-          make_optimizer: Callable[[list[nn.Parameter], TrainConfig], torch.optim.Optimizer] = adam,
+          make_optimizer: Callable[[list[nn.Parameter], TrainConfig], torch.optim.Optimizer] = configured_optimizer,
           ) -> TrainResult:
     """Train a ScaleDet detector on ``datasets`` jointly over ``label_space`` (their concatenation).
 
@@ -148,7 +162,7 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     loads its share, :func:`per_rank_batch`). ``init_state`` (model weights, e.g. a pretrained detector's)
     starts a fresh run; a resumed run ignores it. ``model`` trains your own detector (e.g. built from parts with
     ``build_detector(..., backbone=...)``) instead of building ``cfg.model``'s; ``make_optimizer(params, cfg.train)``
-    gives the optimizer (default :func:`adam`); the warm-up and step schedule apply to whatever it returns.
+    gives the optimizer (default :func:`configured_optimizer`: ``train.optimizer``'s); the warm-up and step schedule apply to whatever it returns.
     """
     if cfg.data.single_dataset and len(datasets) != 1:
         raise ConfigError(f"method '{cfg.method}' trains on exactly one dataset, got {len(datasets)}")

@@ -1,4 +1,6 @@
-"""Training transforms (paper §4.1): large-scale jitter resize-crop onto a fixed square canvas, and flips.
+"""Training transforms: large-scale jitter resize-crop onto a fixed square canvas (paper §4.1), detectron2's standard
+multi-scale resize (the paper's Table 3, UniDet's setting), and flips; :func:`training_transform` picks one by
+``data.augmentation``.
 
 A transform takes ``(image [3, H, W] float, target, generator)`` and returns the new pair; all randomness
 comes from the generator, so the same seed gives the same augmentation. Test-time resizing (shorter side
@@ -12,6 +14,11 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from scaledet.config import DataConfig
+from scaledet.errors import ConfigError
+
+AUGMENTATIONS = ("lsj", "standard")
 
 
 class Transform(Protocol):
@@ -62,3 +69,38 @@ class LargeScaleJitter:
         if float(torch.rand((), generator=generator)) < self.hflip_prob:
             canvas, target = hflip(canvas, target)
         return canvas, target
+
+
+class ResizeShortestEdge:
+    """detectron2's standard training augmentation (``ResizeShortestEdge`` with ``min_size_train`` in "choice"
+    mode, then a horizontal flip): scale so the shorter side is one of ``min_sizes`` (drawn uniformly) unless the
+    longer side would exceed ``max_size``, which then caps the scale; no crop, boxes scaled with the image."""
+
+    def __init__(self, min_sizes: tuple[int, ...] = (640, 672, 704, 736, 768, 800), max_size: int = 1333,
+                 hflip_prob: float = 0.5):
+        if not min_sizes:
+            raise ConfigError("data.train_min_sizes is empty; expected at least one size, e.g. [640, 800]")
+        self.min_sizes = tuple(int(s) for s in min_sizes)
+        self.max_size = int(max_size)
+        self.hflip_prob = float(hflip_prob)
+
+    def __call__(self, image: Tensor, target: dict[str, Tensor], generator: torch.Generator
+                 ) -> tuple[Tensor, dict[str, Tensor]]:
+        height, width = image.shape[-2:]
+        short = self.min_sizes[int(torch.randint(len(self.min_sizes), (), generator=generator))]
+        scale = min(short / min(height, width), self.max_size / max(height, width))
+        new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+        image = F.interpolate(image[None], size=(new_h, new_w), mode="bilinear", align_corners=False)[0]
+        target = {**target, "boxes": target["boxes"] * torch.tensor([new_w / width, new_h / height] * 2)}
+        if float(torch.rand((), generator=generator)) < self.hflip_prob:
+            image, target = hflip(image, target)
+        return image, target
+
+
+def training_transform(data: DataConfig) -> Transform:
+    """The training augmentation ``data.augmentation`` names, with its settings."""
+    if data.augmentation == "lsj":
+        return LargeScaleJitter(data.train_size, data.scale_range, data.hflip_prob)
+    if data.augmentation == "standard":
+        return ResizeShortestEdge(data.train_min_sizes, data.train_max_size, data.hflip_prob)
+    raise ConfigError(f"data.augmentation is {data.augmentation!r}; expected one of {', '.join(AUGMENTATIONS)}")

@@ -11,7 +11,8 @@ from coco_fixtures import odinw_coco
 from scaledet.data import DetectionDataset, category_mapping, load_coco, read_image
 from scaledet.errors import ConfigError, DataError
 from scaledet.labels import LabelSpace
-from scaledet.transforms import LargeScaleJitter, hflip
+from scaledet.config import DataConfig
+from scaledet.transforms import LargeScaleJitter, ResizeShortestEdge, hflip, training_transform
 
 
 def _space(names, dataset):
@@ -82,6 +83,31 @@ def test_large_scale_jitter_plain_resize_and_crop():
     out, t = LargeScaleJitter(200, (4.0, 4.0), hflip_prob=0.0)(image, target, torch.Generator().manual_seed(0))
     assert out.shape == (3, 200, 200) and out[:, 199].abs().sum() > 0
     assert (t["boxes"] >= 0).all() and (t["boxes"] <= 200).all() and len(t["boxes"]) == len(t["labels"])
+
+
+def test_standard_augmentation_resizes_the_shorter_side_capped_by_the_longer():
+    image = torch.rand(3, 50, 100)
+    target = {"boxes": torch.tensor([[10.0, 10, 30, 20]]), "labels": torch.tensor([0])}
+    # shorter side 50 -> 200: scale 4, the longer side 400 under the cap
+    out, t = ResizeShortestEdge((200,), 1000, hflip_prob=0.0)(image, target, torch.Generator().manual_seed(0))
+    assert out.shape == (3, 200, 400) and t["boxes"].tolist() == [[40.0, 40, 120, 80]]
+    # the cap 300 on the longer side wins: scale 3 -> 150 x 300, no crop, no padding
+    out, t = ResizeShortestEdge((200,), 300, hflip_prob=0.0)(image, target, torch.Generator().manual_seed(0))
+    assert out.shape == (3, 150, 300) and t["boxes"].tolist() == [[30.0, 30, 90, 60]]
+    # the flip mirrors the boxes; sizes are drawn from the list, every one of them in time
+    out, t = ResizeShortestEdge((100,), 1000, hflip_prob=1.0)(image, target, torch.Generator().manual_seed(0))
+    assert t["boxes"].tolist() == [[140.0, 20, 180, 40]]
+    shapes = {ResizeShortestEdge((60, 80), 1000)(image, target, torch.Generator().manual_seed(s))[0].shape[1]
+              for s in range(20)}
+    assert shapes == {60, 80}
+
+
+def test_the_augmentation_is_chosen_by_the_data_config():
+    assert isinstance(training_transform(DataConfig()), LargeScaleJitter)  # the paper's
+    standard = training_transform(DataConfig(augmentation="standard", train_min_sizes=(600,), train_max_size=900))
+    assert isinstance(standard, ResizeShortestEdge) and (standard.min_sizes, standard.max_size) == ((600,), 900)
+    with pytest.raises(ConfigError, match="data.augmentation is 'mosaic'; expected one of lsj, standard"):
+        training_transform(DataConfig(augmentation="mosaic"))
 
 
 def test_same_seed_same_augmentation():

@@ -141,6 +141,22 @@ class _ThreeMaps(torch.nn.Module):
         return maps
 
 
+def test_the_unidet_recipe_trains_with_sgd_and_standard_augmentation(tmp_path, monkeypatch):
+    """Table 3's setting by config alone: SGD with momentum and weight decay, detectron2's multi-scale resize."""
+    data, space = packages(tmp_path)
+    cfg = tiny_config(2, 2, train__optimizer="sgd", train__momentum="0.8", train__weight_decay="0.0001",
+                      data__augmentation="standard", data__train_min_sizes="[96,128]", data__train_max_size="160")
+    seen = []
+    real = engine.training_transform
+    monkeypatch.setattr(engine, "training_transform", lambda data_cfg: seen.append(real(data_cfg)) or seen[-1])
+    result = train(cfg, [data], space, tmp_path / "run", device="cpu")
+    assert result.step == 2 and type(seen[0]).__name__ == "ResizeShortestEdge" and seen[0].min_sizes == (96, 128)
+    group = checkpoints.load_checkpoint(tmp_path / "run")["optimizer"]["param_groups"][0]
+    assert (group["momentum"], group["weight_decay"]) == (0.8, 0.0001) and "betas" not in group  # SGD, not Adam
+    with pytest.raises(ConfigError, match="train.optimizer is 'lamb'; expected one of adam, sgd"):
+        train(tiny_config(1, 1, train__optimizer="lamb"), [data], space, tmp_path / "other", device="cpu")
+
+
 def test_a_detector_from_parts_trains_with_your_own_optimizer(tmp_path):
     from scaledet.backbones import BodyWithFPN
     from scaledet.detector import build_detector
