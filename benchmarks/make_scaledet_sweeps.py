@@ -1,5 +1,5 @@
-"""Write the sweep files that reproduce the paper's Tables 1, 2, 7 and 8 (``benchmarks/scaledet_sweeps/``); Tables 4
-and A are read from the same runs.
+"""Write the sweep files that reproduce the paper's Tables 1, 2, 3, 7 and 8 (``benchmarks/scaledet_sweeps/``);
+Tables 4 and A are read from the same runs (Table 4: Table 1's R50 ScaleDet runs; Table A: Table 2's Swin-B ones).
 
 The sweep format (``harness.plan.sweepfile``) holds one grid with one set of overrides per file, so every
 training schedule of Table C is its own file; cells shared between tables (Table 8's L_hl+L_sl rows are
@@ -40,7 +40,15 @@ from harness.catalog.datasets import get_suite
 from harness.job import JobSpec
 from harness.plan.resources import Resources
 from harness.plan.stages import start_overrides
-from harness.plan.suite_settings import PAPER_R50, TRAIN_SIZE, PretrainSchedule
+from harness.plan.suite_settings import (
+    PAPER_R50,
+    SUITE_SETTINGS,
+    TRAIN_SIZE,
+    UNIDET_MIN_SIZES,
+    UNIDET_MULTIPLE,
+    UNIDET_SINGLE,
+    PretrainSchedule,
+)
 from harness.plan.sweepfile import SweepFile
 from harness.workloads.scaledet import budget
 from harness.workloads.scaledet.budget import RATES
@@ -87,13 +95,18 @@ class Pretrain:
         return self.schedule.backbone
 
     def overrides(self) -> dict[str, object]:
-        start = {"pretrain_job": self.start.spec().job_id} if self.start else {}
-        return {**self.schedule.overrides(), **start}
+        """The schedule's overrides; a run that starts from another's checkpoint names it (``pretrain_job``) and
+        loads no backbone weights (``model.weights: null``: the checkpoint's replace them)."""
+        if not self.start:
+            return self.schedule.overrides()
+        return {**self.schedule.overrides(), "model.weights": None, "pretrain_job": self.start.spec().job_id}
 
     def spec(self) -> JobSpec:
+        """The cell its sweep file plans: the upstream suite's pretrain settings under the run's own overrides."""
         dataset = "+".join(sorted(self.datasets))
+        overrides = {**SUITE_SETTINGS["upstream"]["pretrain"], **self.overrides()}
         return JobSpec("upstream", dataset, "pretrain", self.method, SEED, None, "glip",
-                       tuple(sorted(self.overrides().items())))
+                       tuple(sorted(overrides.items())))
 
     def gpu_hours(self) -> float:
         return budget.pretrain_hours(self.steps, self.batch, self.backbone)
@@ -140,6 +153,17 @@ TABLE2_STAR = {  # one document per upstream dataset, in one file
                          ("objects365", TABLE1["table1_baseline_O365"]), ("openimages", TABLE1["table1_baseline_OID"]))
 }
 STAR_FILE = "table2_star_swin-b_openclip"
+COO = ("coco", "objects365", "openimages")
+# Table 3: UniDet's setting (harness.plan.suite_settings.RECIPES["unidet"]): ImageNet-1k R50, SGD, standard
+# augmentation; "single" trains on each of C, O365, OID alone, "multiple" on the three together. CLIP text as elsewhere.
+TABLE3 = {
+    "table3_single_C": Pretrain(("coco",), "baseline", UNIDET_SINGLE),
+    "table3_single_O365": Pretrain(("objects365",), "baseline", UNIDET_SINGLE),
+    "table3_single_OID": Pretrain(("openimages",), "baseline", UNIDET_SINGLE),
+    "table3_multiple_C+O365+OID": Pretrain(COO, "scaledet", UNIDET_MULTIPLE),
+}
+WEIGHT_NOTES = {"in21k": " (ImageNet-21k, paper §4.1; scaledet.pretrained names the files and their caches).",
+                "default": " (ImageNet-1k, torchvision's)."}
 ENCODER_NOTES = {"clip": " is CLIP ViT-B/32 (paper §4.2).", "openclip": " is OpenCLIP ViT-H/14 (paper Table 2)."}
 
 
@@ -148,25 +172,30 @@ def pretrain_file(stem: str, run: Pretrain, table: str) -> str:
     hours = run.gpu_hours()
     wall = hours / GPUS
     per_gpu = per_rank_batch(run.batch, GPUS)  # fails here for a batch the GPUs do not divide
+    unidet = run.schedule.recipe == "unidet"
+    inputs = (f"shorter side {min(UNIDET_MIN_SIZES)}-{max(UNIDET_MIN_SIZES)} px, SGD: UniDet's schedule and recipe"
+              if unidet else f"{TRAIN_SIZE[run.backbone]} px), Table C schedule")
     lines = [
-        f"# {table}: {run.method} on {run.name} ({run.backbone}, {TRAIN_SIZE[run.backbone]} px), Table C schedule.",
+        f"# {table}: {run.method} on {run.name} ({run.backbone}, {inputs}{')' if unidet else ''}.",
         "# Written by benchmarks/make_scaledet_sweeps.py; edit that script, not this file.",
         (f"# GPU budget: {run.steps:,} iterations x {run.batch} images / {rate:.2f} images/s/GPU "
          f"= {hours:,.1f} GPU-hours ({wall:,.1f} h on {GPUS} GPUs)"),
         (f"#   data.batch_size {run.batch} is the global batch: {per_gpu} images per GPU per step on the "
          f"{GPUS} tasks below"),
-        f"#   rate: {source}",
+        f"#   rate: {source}" + (" (at 640 px: larger inputs run slower, so approximate)" if unidet else ""),
         f"# pretrain job id: {run.spec().job_id} (checkpoints in <runs root>/{run.spec().job_id}/checkpoints/)",
         "# Evaluation on the four upstream val sets (COCO AP for C and O365, LVIS federated AP, OpenImages",
         (f"# AP50 over the expanded hierarchy) is the pretrain work's; text_encoder {run.schedule.text_encoder}"
          + ENCODER_NOTES.get(run.schedule.text_encoder, ".")),
-        (f"# Backbone weights: {run.schedule.weights}"
-         + (" (ImageNet-21k, paper §4.1; scaledet.pretrained names the files and their caches)."
-            if run.schedule.weights == "in21k" else ".")),
+        (f"# Backbone weights: {run.schedule.weights}" + WEIGHT_NOTES.get(run.schedule.weights, ".") if not run.start
+         else "# Backbone weights: the starting checkpoint's (below)."),
+        *(["# Recipe: UniDet's (harness.plan.suite_settings.RECIPES['unidet']), paper Table 3: SGD, detectron2's",
+           "# standard augmentation, ImageNet-1k backbone."] if unidet else []),
         *([f"# Starts from pretrain job {run.start.spec().job_id} (its sweep file is {_stem_of(run.start)}.yaml): its",
            "# checkpoint <runs root>/<pretrain_job>/checkpoints/last.pt, trained further on this dataset alone."]
           if run.start else []),
         f"sweep: {_sweep_name(stem)}",
+        f"title: {_yaml(_title(stem, table, f'{run.method} on {run.name} ({run.backbone}, {run.schedule.text_encoder})'))}",
         "suite: upstream",
         f"datasets: [{', '.join(run.datasets)}]",
         "modes: [pretrain]",
@@ -202,6 +231,7 @@ def transfer_file(stem: str, source: Pretrain, modes: tuple[str, ...], table: st
     steps = sum(estimates[s.job_id].steps for s in finetune)
     job = source.spec().job_id
     resources = TRANSFER_RESOURCES
+    what = f"{' and '.join(modes)} transfer from {source.method} {source.name} ({source.backbone})"
     lines = [
         f"# {table}: {' and '.join(modes)} transfer to ODinW-13 from {source.method} {source.name} ({source.backbone}).",
         "# Written by benchmarks/make_scaledet_sweeps.py; edit that script, not this file.",
@@ -212,6 +242,7 @@ def transfer_file(stem: str, source: Pretrain, modes: tuple[str, ...], table: st
         f"# Starts from the pretrain job {job} (its sweep file is {_stem_of(source)}.yaml): its checkpoint",
         "# <runs root>/<pretrain_job>/checkpoints/last.pt, and its text encoder (recorded in the checkpoint).",
         f"sweep: {sweep.sweep}",
+        f"title: {_yaml(_title(stem, table, what))}",
         "suite: odinw13",
         f"datasets: [{', '.join(ODINW13)}]",
         f"modes: [{', '.join(modes)}]",
@@ -228,6 +259,22 @@ def transfer_file(stem: str, source: Pretrain, modes: tuple[str, ...], table: st
     return "\n".join(lines) + "\n"
 
 
+# The other tables a run serves (its cells have the same job ids there): the sweep's title says so.
+ALSO = {
+    "table1_scaledet_L+C": "Table 4, Table 8a (L_hl+L_sl)",
+    "table1_scaledet_L+C+O365": "Table 4",
+    "table1_scaledet_L+C+O365+OID": "Table 2 (R, CLIP), Table 4, Table 7 (ScaleDet-R), Table 8a (L_hl+L_sl)",
+    "table7_pretrain_swin-t": "Table 2 (T, CLIP)",
+    "table7_pretrain_swin-b": "Table 2 (B, CLIP)",
+    "table2_pretrain_swin-b_openclip": "Table A (ScaleDet-B)",
+    **{f"{STAR_FILE}_{name}": "Table A (ScaleDet-B*)" for name in TABLE2_STAR},
+}
+
+
+def _title(stem: str, table: str, what: str) -> str:
+    return f"{table}" + (f"; also {ALSO[stem]}" if stem in ALSO else "") + f": {what}"
+
+
 def _sweep_name(stem: str) -> str:
     return stem.replace("_", "-").replace("+", "-").lower()
 
@@ -240,6 +287,8 @@ def _yaml(value: object) -> str:
     """``value`` as YAML that reads back as the same value (a job id of digits stays a string)."""
     if isinstance(value, tuple):
         return f"[{', '.join(_yaml(v) for v in value)}]"
+    if value is None:
+        return "null"
     return json.dumps(value) if isinstance(value, str) and yaml.safe_load(value) != value else str(value)
 
 
@@ -258,6 +307,8 @@ def all_files() -> dict[str, str]:
         files[f"{stem}.yaml"] = transfer_file(stem, run, ("direct", "finetune"), "Table 7 (and Table 8b, L_hl+L_sl)")
     files.update({f"{stem}.yaml": pretrain_file(stem, run, "Table 2") for stem, run in TABLE2.items()})
     files[f"{STAR_FILE}.yaml"] = star_file()
+    files.update({f"{stem}.yaml": pretrain_file(stem, run, f"Table 3 ({'single' if len(run.datasets) == 1 else 'multiple'}, "
+                                                              "UniDet's setting)") for stem, run in TABLE3.items()})
     return files
 
 
@@ -301,7 +352,7 @@ def budget_summary() -> list[tuple[str, float]]:
     seen: set[str] = set()
     rows = []
     for table, runs in (("Table 1", TABLE1), ("Table 8a (L_hl runs)", TABLE8), ("Table 7 (Swin-T/B)", TABLE7),
-                        ("Table 2 (OpenCLIP)", TABLE2), ("Table 2 (B*)", TABLE2_STAR)):
+                        ("Table 2 (OpenCLIP)", TABLE2), ("Table 2 (B*)", TABLE2_STAR), ("Table 3 (UniDet's setting)", TABLE3)):
         new = [r for r in runs.values() if r.spec().job_id not in seen]
         seen.update(r.spec().job_id for r in new)
         rows.append((table, sum(r.gpu_hours() for r in new)))

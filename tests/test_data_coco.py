@@ -8,10 +8,10 @@ import pytest
 import torch
 from coco_fixtures import odinw_coco
 
+from scaledet.config import DataConfig
 from scaledet.data import DetectionDataset, category_mapping, load_coco, read_image
 from scaledet.errors import ConfigError, DataError
 from scaledet.labels import LabelSpace
-from scaledet.config import DataConfig
 from scaledet.transforms import LargeScaleJitter, ResizeShortestEdge, hflip, training_transform
 
 

@@ -62,6 +62,24 @@ def test_dry_run_of_table1_lists_every_cell_and_the_total_budget(tmp_path, monke
     assert list(tmp_path.iterdir()) == []  # no results/, runs/ or reports/
 
 
+def test_dry_run_of_every_paper_sweep_names_the_tables_with_their_gpu_hours(tmp_path, monkeypatch, capsys):
+    """`harness sweep benchmarks/scaledet_sweeps/*.yaml --dry-run`: each sweep's title says which of the paper's
+    tables it serves (Tables 4 and A read Table 1's and Table 2's runs), beside its GPU-hours."""
+    files = sorted((TABLE1.parent / "scaledet_sweeps").glob("*.yaml"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", *map(str, files), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    totals = re.findall(r"^sweep (\S+): ([\d,.]+) GPU-hours \((Table .*)\)$", out, re.MULTILINE)
+    sweeps = [sweep for path in files for sweep in load_sweep_files(path)]
+    assert len(totals) == len(sweeps) == 27
+    assert {name for name, _, _ in totals} == {sweep.sweep for sweep in sweeps}
+    named = " ".join(title for _, _, title in totals)
+    for table in ("Table 1", "Table 2", "Table 2 (B*)", "Table 3 (single", "Table 3 (multiple", "Table 4", "Table A",
+                  "Table 7", "Table 8a", "Table 8b"):
+        assert table in named, table
+    assert all(float(hours.replace(",", "")) > 0 for _, hours, _ in totals)
+
+
 def test_dry_run_shows_existing_results(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "toy.yaml"

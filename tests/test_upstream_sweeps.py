@@ -45,12 +45,22 @@ def test_table1_file_holds_the_table1_and_table8a_sweeps_in_order() -> None:
                                   abs=0.05)
 
 
-@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
-def test_every_file_loads_and_states_a_consistent_budget(path: Path) -> None:
-    sweep = load_sweep_file(path)
+def _documents(path: Path) -> list[tuple[object, str]]:
+    """(sweep, its header comments) of every document of a sweep file."""
+    texts = [t for t in path.read_text().split("---\n") if "\nsweep:" in t]
+    sweeps = load_sweep_files(path)
+    assert len(texts) == len(sweeps)
+    return [(sweep, text.split("\nsweep:")[0]) for sweep, text in zip(sweeps, texts)]
+
+
+DOCUMENTS = [(path, sweep, header) for path in FILES for sweep, header in _documents(path)]
+
+
+@pytest.mark.parametrize(("path", "sweep", "header"), DOCUMENTS, ids=[d[1].sweep for d in DOCUMENTS])
+def test_every_file_loads_and_states_a_consistent_budget(path: Path, sweep, header: str) -> None:
     specs = sweep.plan()
     overrides = dict(sweep.overrides)
-    header = path.read_text().split("\nsweep:")[0]
+    assert sweep.title.startswith("Table ") and re.split("[;:]", sweep.title)[0] in header  # the dry run shows it
     if "pretrain" in sweep.modes:
         assert len(specs) == 1 and sweep.resources.gpus_per_node == 8
         found = re.search(r"GPU budget: ([\d,]+) iterations x (\d+) images / ([\d.]+) images/s/GPU = ([\d,.]+) GPU-hours",
@@ -83,11 +93,10 @@ def test_table1_schedules_and_shared_cells() -> None:
 
 def _pretrain_cells() -> dict[str, object]:
     """job id -> pretrain cell, of every cell the pretrain sweep files plan."""
-    sweeps = [load_sweep_file(f) for f in FILES]
-    return {spec.job_id: spec for sweep in sweeps if "pretrain" in sweep.modes for spec in sweep.plan()}
+    return {spec.job_id: spec for _, sweep, _ in DOCUMENTS if "pretrain" in sweep.modes for spec in sweep.plan()}
 
 
-@pytest.mark.parametrize("path", [f for f in FILES if "pretrain" not in load_sweep_file(f).modes],
+@pytest.mark.parametrize("path", [f for f in FILES if "pretrain" not in load_sweep_files(f)[0].modes],
                          ids=lambda f: f.stem)
 def test_transfer_files_start_from_a_cell_the_pretrain_files_plan(path: Path, tmp_path: Path) -> None:
     """Named by job id, the starting point follows the pretrain files: change one and this breaks. It resolves
@@ -106,16 +115,67 @@ def test_transfer_files_start_from_a_cell_the_pretrain_files_plan(path: Path, tm
         assert starting_checkpoint(settings(spec)[0], runs / spec.job_id) == written
 
 
-def test_the_paper_pretraining_embeds_labels_with_clip() -> None:
-    """Paper §4.2: CLIP ViT-B/32 text embeddings for Tables 1, 7, 8 (and Figures 3-4)."""
-    cells = _pretrain_cells().values()
-    assert len(cells) == 11 and {spec.override("text_encoder") for spec in cells} == {"clip"}
+def _table_cells(*tables: str) -> list[object]:
+    """The pretrain cells of the generator's tables (``TABLE1``, ``TABLE2_STAR``...)."""
+    gen = _generator()
+    return [run.spec() for table in tables for run in getattr(gen, table).values()]
+
+
+def test_every_pretrain_cell_is_one_of_the_papers_tables() -> None:
+    tables = ("TABLE1", "TABLE8", "TABLE7", "TABLE2", "TABLE2_STAR", "TABLE3")
+    assert sorted(_pretrain_cells()) == sorted(s.job_id for s in _table_cells(*tables))
+    assert len(_pretrain_cells()) == 7 + 2 + 2 + 2 + 4 + 4
+
+
+def test_the_paper_pretraining_embeds_labels_with_clip_and_table2_also_with_openclip() -> None:
+    """Paper §4.2: CLIP ViT-B/32 text embeddings for Tables 1, 3, 7, 8 (and Figures 3-4); Table 2 adds OpenCLIP
+    ViT-H/14 for Swin-T and Swin-B, and its B* runs are OpenCLIP's."""
+    clip = _table_cells("TABLE1", "TABLE8", "TABLE7", "TABLE3")
+    assert len(clip) == 15 and {spec.override("text_encoder") for spec in clip} == {"clip"}
+    openclip = _table_cells("TABLE2", "TABLE2_STAR")
+    assert {spec.override("text_encoder") for spec in openclip} == {"openclip"}
+    assert sorted(s.override("model.backbone") for s in _table_cells("TABLE2")) == ["swin-b", "swin-t"]
 
 
 def test_the_paper_pretraining_starts_from_imagenet_21k_backbones() -> None:
-    """Paper §4.1: every backbone is initialised from ImageNet-21k; the workload hands it to the model config."""
+    """Paper §4.1: every backbone is initialised from ImageNet-21k; the workload hands it to the model config.
+    Table 3 (UniDet's setting) starts from ImageNet-1k; Table 2's B* runs from a ScaleDet checkpoint."""
     from harness.workloads.scaledet.work import settings
 
-    cells = _pretrain_cells().values()
+    cells = _table_cells("TABLE1", "TABLE8", "TABLE7", "TABLE2")
     assert {spec.override("model.weights") for spec in cells} == {"in21k"}
     assert all("model.weights=in21k" in settings(spec)[1] for spec in cells)
+    assert {spec.override("model.weights") for spec in _table_cells("TABLE3")} == {"default"}
+    star = _table_cells("TABLE2_STAR")  # random init (null), then the starting checkpoint's weights
+    assert {spec.override("model.weights", "unset") for spec in star} == {None}
+    assert all("model.weights=null" in settings(spec)[1] for spec in star)
+
+
+def test_table2_star_runs_go_on_from_scaledet_b_openclip_on_each_dataset_with_its_table_c_schedule() -> None:
+    """Table 2, B*: "further fine-tune the model on each dataset after multi-dataset training"; supplementary: each
+    on the schedule Table C gives that dataset (L, C 90k x 64; O365, OID 540k x 64)."""
+    gen = _generator()
+    source = gen.TABLE2["table2_pretrain_swin-b_openclip"].spec()
+    star = {spec.dataset: spec for spec in _table_cells("TABLE2_STAR")}
+    assert sorted(star) == ["coco", "lvis", "objects365", "openimages"]
+    assert {spec.override("pretrain_job") for spec in star.values()} == {source.job_id}
+    assert {name: (spec.override("train.max_steps"), spec.override("data.batch_size")) for name, spec in star.items()} \
+        == {"lvis": (90_000, 64), "coco": (90_000, 64), "objects365": (540_000, 64), "openimages": (540_000, 64)}
+    assert {(s.method, s.override("model.backbone"), s.override("data.train_size")) for s in star.values()} \
+        == {("scaledet", "swin-b", 896)}
+
+
+def test_table3_follows_unidets_setting() -> None:
+    """Paper Table 3: C+O365+OID, ImageNet-1k R50, SGD, standard detectron2 augmentation; UniDet's schedules
+    (configs/Base-CRCNN-COCO.yaml: lr 0.01 at batch 16, warm-up 4,000 from 0.00025; 2x single, 8x multiple)."""
+    by_data = {spec.dataset: spec for spec in _table_cells("TABLE3")}
+    assert sorted(by_data) == ["coco", "coco+objects365+openimages", "objects365", "openimages"]
+    for name, spec in by_data.items():
+        multiple = "+" in name
+        assert spec.method == ("scaledet" if multiple else "baseline")
+        assert (spec.override("train.max_steps"), spec.override("train.lr_steps"), spec.override("data.batch_size")) \
+            == ((720_000, (660_000, 700_000), 16) if multiple else (180_000, (120_000, 160_000), 16))
+        assert (spec.override("train.optimizer"), spec.override("train.lr"), spec.override("train.momentum"),
+                spec.override("train.weight_decay"), spec.override("data.augmentation"),
+                spec.override("data.train_min_sizes"), spec.override("model.backbone")) \
+            == ("sgd", 0.01, 0.9, 0.0001, "standard", (640, 672, 704, 736, 768, 800), "r50")

@@ -23,6 +23,16 @@ config; ``SOLVER.WARMUP_ITERS 0`` and 12 epochs in every ``configs/odinw_13/*.ya
 Pretraining: ``upstream`` pretrain jobs (and those `harness run --suite odinw13` plans before transferring)
 take :data:`PAPER_R50`, the paper's ScaleDet-R run on L+C+O365+OID (Table C; Tables 1, 7, 8), which
 ``benchmarks/make_scaledet_sweeps.py`` writes into the paper's sweep files from the same record.
+
+Recipes (:data:`RECIPES`): ``scaledet``, the paper's (Adam at lr 2e-4, large-scale jitter: the presets' defaults),
+and ``unidet``, the setting of the paper's Table 3 comparison to UniDet ("the same ResNet50 backbone, SGD optimizer
+and standard data augmentation in the Detectron2 codebase"), taken from UniDet's configs (xingyizhou/UniDet,
+``configs/Base-CRCNN-COCO.yaml`` and detectron2's defaults it inherits): SGD, momentum 0.9, weight decay 1e-4,
+base lr 0.01 at batch 16, 4,000 warm-up iterations from factor 0.00025, shorter side drawn from 640..800 (step 32),
+longer side <= 1333, horizontal flips; ImageNet-1k R50. Its schedules: :data:`UNIDET_SINGLE` (the 2x of UniDet's
+single-dataset configs, 180k iterations, decay at 120k and 160k) and :data:`UNIDET_MULTIPLE` (the 8x of its
+``Partitioned_COI_R50_8x``, 720k iterations, decay at 660k and 700k, run here in one go where UniDet continued a
+6x run for 2x more).
 """
 
 from __future__ import annotations
@@ -34,28 +44,40 @@ from harness.job import OverrideValue
 TRAIN_SIZE: dict[str, int] = {"r50": 640, "swin-t": 896, "swin-b": 896}  # paper §4.1: input size per backbone
 PAPER_TEXT_ENCODER = "clip"  # CLIP ViT-B/32 (paper §4.2; supplementary, "Training details")
 PAPER_BACKBONE_WEIGHTS = "in21k"  # backbones start from ImageNet-21k (paper §4.1; scaledet.pretrained says which)
+UNIDET_MIN_SIZES = (640, 672, 704, 736, 768, 800)
+RECIPES: dict[str, dict[str, OverrideValue]] = {
+    "scaledet": {"train.lr": 0.0002},  # Adam, large-scale jitter: the presets' own
+    "unidet": {"train.optimizer": "sgd", "train.lr": 0.01, "train.momentum": 0.9, "train.weight_decay": 0.0001,
+               "train.warmup_steps": 4000, "train.warmup_factor": 0.00025, "data.augmentation": "standard",
+               "data.train_min_sizes": UNIDET_MIN_SIZES, "data.train_max_size": 1333},
+}
 
 
 @dataclass(frozen=True)
 class PretrainSchedule:
     """A pretraining row of the paper's Table C: iterations, global batch, backbone (and its ImageNet-21k
-    initialisation), text encoder."""
+    initialisation), text encoder; its recipe (:data:`RECIPES`) and decay steps where they are not the paper's."""
 
     steps: int
     batch: int  # global, all ranks together
     backbone: str = "r50"
     text_encoder: str = PAPER_TEXT_ENCODER
     weights: str = PAPER_BACKBONE_WEIGHTS
+    recipe: str = "scaledet"
+    lr_steps: tuple[int, ...] | None = None  # None: the preset's proportions (60k, 80k of 90k)
 
     def overrides(self) -> dict[str, OverrideValue]:
         """The row as spec overrides. Table C gives no decay steps: the preset's proportions (60k, 80k of 90k)."""
-        return {"data.batch_size": self.batch, "data.train_size": TRAIN_SIZE[self.backbone],
-                "model.backbone": self.backbone, "model.weights": self.weights, "text_encoder": self.text_encoder,
-                "train.lr": 0.0002,
-                "train.lr_steps": (self.steps * 2 // 3, self.steps * 8 // 9), "train.max_steps": self.steps}
+        lsj = {"data.train_size": TRAIN_SIZE[self.backbone]} if self.recipe == "scaledet" else {}
+        return {"data.batch_size": self.batch, **lsj, "model.backbone": self.backbone, "model.weights": self.weights,
+                "text_encoder": self.text_encoder, **RECIPES[self.recipe],
+                "train.lr_steps": self.lr_steps or (self.steps * 2 // 3, self.steps * 8 // 9),
+                "train.max_steps": self.steps}
 
 
 PAPER_R50 = PretrainSchedule(750_000, 128)  # ScaleDet-R on LVIS+COCO+O365+OID (Table C)
+UNIDET_SINGLE = PretrainSchedule(180_000, 16, weights="default", recipe="unidet", lr_steps=(120_000, 160_000))
+UNIDET_MULTIPLE = PretrainSchedule(720_000, 16, weights="default", recipe="unidet", lr_steps=(660_000, 700_000))
 CPU_DEMO: dict[str, OverrideValue] = {
     "model.fpn_channels": 128, "model.representation_size": 512, "model.min_size_test": 320,
     "model.max_size_test": 533, "model.box_batch_size_per_image": 128, "data.train_size": 320,

@@ -3,6 +3,7 @@
 Example::
 
     sweep: demo-transfer        # optional; default: derived from the plan
+    title: the demo's transfer  # optional; what the sweep is for, shown by `harness sweep --dry-run`
     suite: demo
     datasets: [NorthAmericaMushrooms, Packages]
     modes: [direct, finetune]
@@ -54,6 +55,7 @@ class SweepFile:
     resources: Resources = field(default_factory=Resources)
     sweep: str | None = None
     upstream: tuple[tuple[str, ...], ...] = ()
+    title: str = ""  # what the sweep is for (e.g. the paper's table it reproduces), shown by the dry run
 
     @property
     def work(self) -> Workload:
@@ -77,7 +79,7 @@ class SweepFile:
 
 _REQUIRED = ("suite", "datasets", "modes", "methods", "seeds")
 _LISTS = {"datasets": str, "modes": str, "methods": str, "seeds": int, "shots": int}
-_SCALARS = {"suite": str, "split_policy": str, "executor": str, "workload": str, "sweep": str}
+_SCALARS = {"suite": str, "split_policy": str, "executor": str, "workload": str, "sweep": str, "title": str}
 
 
 def load_sweep_file(path: Path) -> SweepFile:

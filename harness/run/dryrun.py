@@ -37,7 +37,7 @@ def dry_run(sweeps: Sequence[tuple[str, SweepFile]], batches: Sequence[Batches],
         states = cell_states(results_root, sweep_id, specs)
         print(f"{where}: sweep {sweep_id} (suite {sweep.suite}, workload {sweep.workload}, "
               f"executor {executor or sweep.executor}, {ranks} rank(s) per job): {len(specs)} cell(s) in "
-              f"{len(stages)} stage(s)")
+              f"{len(stages)} stage(s)" + (f"\n  {sweep.title}" if sweep.title else ""))
         rows = []
         for index, stage in enumerate(stages, start=1):
             for spec in stage:
@@ -55,7 +55,7 @@ def dry_run(sweeps: Sequence[tuple[str, SweepFile]], batches: Sequence[Batches],
                     backbones.add(estimate.backbone)
         print(tabulate(rows, headers=HEADERS, disable_numparse=True))
         known = [estimates[s.job_id].hours for s in specs if estimates[s.job_id].hours is not None]
-        print(f"sweep {sweep_id}: {_total(known, len(specs))}\n")
+        print(f"sweep {sweep_id}: {_total(known, len(specs))}" + (f" ({sweep.title})" if sweep.title else "") + "\n")
     known = {job: hours for job, hours in counted.items() if hours is not None}
     todo = sum(hours for job, hours in known.items() if job not in done)
     print(f"total: {len(sweeps)} sweep(s), {len(counted)} cell(s) (a job id in several sweeps counted once), "
