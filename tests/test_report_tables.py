@@ -295,8 +295,8 @@ def test_detic_comparisons_take_our_models_by_backbone_beside_the_papers_rows(tm
                 for cells in [[c.strip() for c in line.split("|")[1:-1]]]}
 
     table1 = section("(like Table 1)")
-    assert table1["scaledet [lvis+coco+objects365+openimages] (r50)"][:2] == ["30.0", "50.0"]
-    assert table1["scaledet [lvis+coco+objects365+openimages] (swin-b)"][:2] == ["40.0", "60.0"]
+    assert table1["scaledet [lvis+coco+objects365+openimages] (r50, clip)"][:2] == ["30.0", "50.0"]
+    assert table1["scaledet [lvis+coco+objects365+openimages] (swin-b, openclip)"][:2] == ["40.0", "60.0"]
     table4 = section("(like Table 4)")
     assert table4["method"] == ["lvis", "coco", "mean"]
     assert table4["scaledet [lvis+coco] (r50, clip)"] == ["20.0", "40.0", "30.0"]
@@ -310,3 +310,72 @@ def test_detic_comparisons_take_our_models_by_backbone_beside_the_papers_rows(tm
         "40.0", "60.0", "30.0", "70.0", "50.0"]
     assert table_a["Detic [lvis+coco+in21k] (published)"] == ["44.3", "50.1", "21.6", "54.6", "42.7"]
     assert "copied from ScaleDet (CVPR 2023) Table A" in text.split("(like Table A)")[1]
+
+
+def _planned(config: dict) -> tuple[tuple[str, str], ...]:
+    """The overrides a sweep file plans for a record's ``config`` (its start, its recipe)."""
+    if "work" in config:
+        return (("pretrain_job", "abc"),)
+    return tuple((f"{section}.{key}", value) for section, values in config.items() for key, value in values.items())
+
+
+def test_tables_2_and_3_and_the_star_rows_read_the_models_by_backbone_encoder_recipe_and_start(tmp_path: Path) -> None:
+    """Table 2: ScaleDet on all four per backbone and text encoder, the '*' row built from the runs trained further
+    on one dataset each (each column their own dataset's AP); Table 3: the runs of UniDet's recipe, 'single' from the
+    baselines on each dataset alone, 'multiple' from ScaleDet on the three; neither leaks into Tables 4, A or 8a."""
+    from report_fixtures import record_of
+
+    from harness.job import JobSpec
+    from harness.reporting.render import render_report
+    from harness.run.results import write_record
+
+    four = "lvis+coco+objects365+openimages"
+    sgd = {"train": {"optimizer": "sgd"}, "data": {"augmentation": "standard"}}
+
+    def write(method: str, upstream: str, backbone: str, output: dict, encoder: str, config: dict | None = None,
+              seed: int = 3) -> None:
+        spec = JobSpec("upstream", upstream, "pretrain", method, seed, None, "glip",
+                       (("model.backbone", backbone), ("text_encoder", encoder), *_planned(config or {})))
+        output = {**output, "text_encoder": encoder, "config": {**output["config"], **(config or {})}}
+        write_record(tmp_path, record_of(spec, "pre", output, finished_at="2026-11-01T00:00:00+00:00",
+                                         git_sha="abc1234"))
+
+    write("scaledet", four, "r50", _pretrain_output(0.0), "clip")
+    write("scaledet", four, "swin-b", _pretrain_output(0.2), "clip")
+    write("scaledet", four, "swin-b", _pretrain_output(0.22), "openclip")
+    further = {"work": {"start_checkpoint": "runs/abc/checkpoints/last.pt"}}
+    for name, d in (("lvis", 0.23), ("coco", 0.24), ("objects365", 0.25), ("openimages", 0.21)):
+        write("scaledet", name, "swin-b", _pretrain_output(d), "openclip", further)  # scored on all four
+    for name, d in (("coco", 0.0), ("objects365", 0.01), ("openimages", 0.02)):
+        write("baseline", name, "r50", _pretrain_output(d, ("coco", "objects365", "openimages")), "clip", sgd)
+    write("scaledet", "coco+objects365+openimages", "r50", _pretrain_output(0.05), "clip", sgd)
+    text = render_report(tmp_path, "upstream", tmp_path / "out", "pre").read_text()
+
+    def section(title: str) -> dict[str, list[str]]:
+        body = text.split(title)[1].split("\n## ")[0]
+        return {cells[0]: cells[1:] for line in body.splitlines() if line.startswith("| ")
+                for cells in [[c.strip() for c in line.split("|")[1:-1]]]}
+
+    table2 = section("(like Table 2)")
+    assert table2["ScaleDet-R (clip)"] == ["20.0", "40.0", "10.0", "50.0", "30.0"]
+    assert table2["ScaleDet-B (clip)"] == ["40.0", "60.0", "30.0", "70.0", "50.0"]
+    assert table2["ScaleDet-B (openclip)"] == ["42.0", "62.0", "32.0", "72.0", "52.0"]
+    # lvis 20+23, coco 40+24, objects365 10+25, openimages 50+21: each from the run on that dataset alone
+    assert table2["ScaleDet-B* (openclip)"] == ["43.0", "64.0", "35.0", "71.0", "53.2"]
+    assert table2["ScaleDet-B* (OpenCLIP) [each alone after L+C+O365+OID] (published)"] == [
+        "50.6", "58.8", "46.8", "75.9", "58.0"]
+    assert len([label for label in table2 if label.startswith("ScaleDet-")]) == 4 + 6  # ours, the paper's
+    table3 = section("(like Table 3)")
+    assert table3["method"] == ["coco", "objects365", "openimages", "mean"]
+    assert table3["single: baseline on each dataset alone (r50, clip)"] == ["40.0", "11.0", "52.0", "34.3"]
+    assert table3["multiple: scaledet [coco+objects365+openimages] (r50, clip)"] == ["45.0", "15.0", "55.0", "38.3"]
+    assert table3["ScaleDet [multiple] (published)"] == ["45.5", "27.9", "69.6", "47.7"]
+    assert table3["UniDet [single] (published)"] == ["42.5", "24.9", "65.7", "44.3"]
+    table_a = section("(like Table A)")  # the Swin-B models on at least L+C, and the '*' row
+    assert table_a["scaledet [lvis+coco+objects365+openimages] (swin-b, openclip)"][-1] == "52.0"
+    assert table_a["scaledet* (swin-b, openclip)"] == ["43.0", "64.0", "35.0", "71.0", "53.2"]
+    assert "further fine-tune the model on each dataset" in text.split("(like Table A)")[1].split("\n## ")[0]
+    table1 = section("(like Table 1)")  # every model, its recipe and start told apart
+    assert table1["scaledet* [lvis] (swin-b, openclip)"][0] == "43.0"
+    assert table1["baseline [coco] (r50, clip, sgd, standard aug)"][1] == "40.0"
+    assert not any("sgd" in label or "*" in label for label in section("(like Table 4)"))

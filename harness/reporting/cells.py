@@ -115,8 +115,16 @@ def cells_from_frame(frame: pd.DataFrame, extras: Mapping[str, Mapping[str, str]
     return cells.sort_values(order, kind="stable").reset_index(drop=True)
 
 
-PRETRAIN_COLUMNS = ["suite", "method", "upstream", "backbone", "text_encoder", "seed", "status", "ap", "dataset_ap",
-                    "date"]
+PRETRAIN_COLUMNS = ["suite", "method", "upstream", "backbone", "text_encoder", "recipe", "further", "seed", "status",
+                    "ap", "dataset_ap", "date"]
+PAPER_RECIPE = ("adam", "lsj")  # the optimizer and augmentation of the paper's runs (scaledet.config's defaults)
+
+
+def recipe_of(config: dict[str, Any]) -> str:
+    """'' for the paper's recipe (Adam, large-scale jitter), else e.g. 'sgd, standard aug' (Table 3's)."""
+    optimizer = str(config.get("train", {}).get("optimizer", PAPER_RECIPE[0]))
+    augmentation = str(config.get("data", {}).get("augmentation", PAPER_RECIPE[1]))
+    return "" if (optimizer, augmentation) == PAPER_RECIPE else f"{optimizer}, {augmentation} aug"
 
 
 def _planned_backbone(record: results.ResultRecord) -> str:
@@ -128,7 +136,8 @@ def _planned_backbone(record: results.ResultRecord) -> str:
 
 def load_pretrain(root: Path, suite: str, sweep: str | None = None) -> pd.DataFrame:
     """One row per pretrain cell of ``suite`` (newest record of a job id): the datasets it trained on
-    (``upstream``), its backbone and text encoder, its AP on each upstream dataset scored (``dataset_ap``: name ->
+    (``upstream``), its backbone and text encoder, its recipe ('' for the paper's), whether it went on from another
+    pretrained model (``further``), its AP on each upstream dataset scored (``dataset_ap``: name ->
     points) and their mean (``ap``)."""
     newest: dict[str, dict[str, Any]] = {}
     for record in results.iter_records(Path(root), sweep):
@@ -139,6 +148,8 @@ def load_pretrain(root: Path, suite: str, sweep: str | None = None) -> pd.DataFr
         done = record.status == "done"
         row = {"suite": suite, "method": spec["method"], "upstream": spec["dataset"],
                "backbone": _planned_backbone(record), "text_encoder": record.text_encoder or "",
+               "recipe": recipe_of(record.config),
+               "further": bool(record.config.get("work", {}).get("start_checkpoint")),  # Table 2's '*' runs
                "seed": int(spec["seed"]),
                "status": record.status, "date": record.finished_at or "unknown",
                "ap": _points(float(record.metrics["AP"]), where) if done else math.nan,

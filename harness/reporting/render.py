@@ -18,6 +18,7 @@ from harness.reporting.averages import Unseen, UnseenRule
 from harness.reporting.cells import load_cells, load_pretrain
 from harness.reporting.model import Table
 from harness.reporting.published import load_published
+from harness.reporting.upstream_tables import upstream_tables
 from scaledet.errors import ScaleDetError
 from scaledet.files import atomic_write_text
 
@@ -69,10 +70,7 @@ def build_report(inp: tables.ReportInput, title: str) -> Report:
     """All tables and figures of a report from its input (no file is written)."""
     per_mode = {mode: tables.per_dataset_table(inp, mode) for mode in ("direct", "finetune")}
     scaling, fewshot = tables.scaling_table(inp), tables.fewshot_table(inp)
-    pretrain = [tables.pretrain_table(inp)] if inp.pretrain is not None and len(inp.pretrain) else []
-    upstream_ablation = tables.upstream_ablation_table(inp) if pretrain else None
-    pretrain += [upstream_ablation] if upstream_ablation is not None and upstream_ablation.rows else []
-    pretrain += [t for c in tables.DETIC_COMPARISONS if pretrain and (t := tables.detic_comparison_table(inp, c)).rows]
+    pretrain = upstream_tables(inp)
     report = Report(title, inp, [*pretrain, tables.summary_table(inp), *per_mode.values(),
                                  tables.averages_table(inp, "direct"), tables.averages_table(inp, "finetune"),
                                  tables.ablation_table(inp), scaling, fewshot])  # fmt: skip

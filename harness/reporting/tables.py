@@ -1,5 +1,6 @@
-"""The report's tables, built from the cell frame: upstream (Tables 1, 8a, 4 and A), per dataset (Table D), summary
-(Table 7), averages (Table 8b), ablation (Table 8b), scaling (Figures 3-4) and few-shot."""
+"""The report's transfer tables, built from the cell frame: per dataset (Table D), summary (Table 7), averages
+(Table 8b), ablation (Table 8b), scaling (Figures 3-4) and few-shot. The upstream ones are
+``harness.reporting.upstream_tables``'s."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.catalog.datasets import SUITES, get_suite
 from harness.reporting import averages as avg
 from harness.reporting.model import Cell, Missing, Row, Stat, Table, row_label
-from harness.reporting.published import Published, upstream_rows
+from harness.reporting.published import Published
 from harness.workloads.methods import METHODS, SCALEDET, SCALEDET_HARD
 
 METHOD_ORDER = {m.name: index for index, m in enumerate(METHODS)}
@@ -35,7 +35,7 @@ class ReportInput:
     pretrain: pd.DataFrame | None = None  # ``harness.reporting.cells.load_pretrain``: the pretrain cells
 
 
-def _sort_key(key: tuple[str, ...]) -> tuple[int, str, int, str, str]:
+def sort_key(key: tuple[str, ...]) -> tuple[int, str, int, str, str]:
     method, upstream, checkpoint = (*key, "")[:3]
     size = len(upstream.split("+")) if upstream else 0
     return (METHOD_ORDER.get(method, 9), method, size, upstream, checkpoint)
@@ -44,7 +44,7 @@ def _sort_key(key: tuple[str, ...]) -> tuple[int, str, int, str, str]:
 def _groups(cells: pd.DataFrame) -> Iterator[tuple[str, str, str, pd.DataFrame]]:
     """(row label, method, upstream, cells) per method and checkpoint, in the report's order."""
     groups = dict(iter(cells.groupby(["method", "upstream", "checkpoint"], sort=False)))
-    for method, upstream, checkpoint in sorted(groups, key=_sort_key):
+    for method, upstream, checkpoint in sorted(groups, key=sort_key):
         label = row_label(method, upstream, checkpoint=checkpoint)
         yield label, method, upstream, groups[(method, upstream, checkpoint)]
 
@@ -94,146 +94,6 @@ def per_dataset_table(inp: ReportInput, mode: str) -> Table:
                  (*inp.datasets, "mean"), tuple(rows), footnotes=notes)
 
 
-UPSTREAM_NOTE = ("Upstream AP x100, mean ± sample std over seeds: COCO AP@[.5:.95] on COCO and Objects365, LVIS "
-                 "federated AP, OpenImages AP50 over the expanded hierarchy; each model is scored on every upstream "
-                 "dataset on disk, those it did not train on with their own label text (the paper's Table 1 grid). "
-                 "mean: the plain mean over all the columns, per seed; 'missing (k/N datasets)' when a seed lacks "
-                 "some; 'failed': every seed failed.")  # fmt: skip
-
-
-def _upstream_columns(inp: ReportInput, frame: pd.DataFrame) -> list[str]:
-    """The suite's upstream datasets in the paper's order (L, C, O365, OID), then any other a record has."""
-    order = list(get_suite(inp.suite).upstream) if inp.suite in SUITES else []
-    found = dict.fromkeys(n for per in frame.get("dataset_ap", []) for n in per)
-    return order + sorted(n for n in found if n not in order)
-
-
-def _in_order(upstream: str, names: list[str]) -> str:
-    """``coco+lvis`` as the tables print it: in the columns' order (the paper's L, C, O365, OID)."""
-    return "+".join(sorted(upstream.split("+"), key=lambda n: (names.index(n) if n in names else len(names), n)))
-
-
-def _upstream_cells(group: pd.DataFrame, names: list[str]) -> tuple[Cell, ...]:
-    """AP per upstream dataset over seeds, then the mean over all of them (a seed lacking one: missing)."""
-    done = group[group["status"] == "done"]
-    if not len(done):
-        return tuple(Missing("failed") for _ in [*names, None])
-    cells: list[Cell] = []
-    for name in names:
-        values = [per[name] for per in done["dataset_ap"] if name in per]
-        cells.append(avg.stat(values) if values else Missing("missing"))
-    complete = [sum(per[n] for n in names) / len(names) for per in done["dataset_ap"] if set(names) <= set(per)]
-    most = max(len(set(names) & set(per)) for per in done["dataset_ap"])
-    cells.append(avg.stat(complete) if complete else Missing(f"missing ({most}/{len(names)} datasets)"))
-    return tuple(cells)
-
-
-PAPER_TABLES = {"table1": "Table 1", "table8a": "Table 8a", "table4": "Table 4", "tableA": "Table A"}
-
-
-def _published_upstream(table: str, names: list[str]) -> tuple[list[Row], tuple[str, ...]]:
-    source, published = upstream_rows(table)
-    if not published or any(name not in r.ap for r in published for name in names):
-        return [], ()
-    rows = [Row(f"{r.method} [{r.upstream}] (published)", (*(Stat(r.ap[n], 0.0, 1) for n in names),
-                Stat(r.mean, 0.0, 1)), r.method, r.upstream, True) for r in published]  # fmt: skip
-    note = f"Rows marked (published) are copied from {source} {PAPER_TABLES[table]}; their mean is the printed one."
-    return rows, (note,)
-
-
-def _pretrain_frame(inp: ReportInput) -> pd.DataFrame:
-    return inp.pretrain if inp.pretrain is not None else pd.DataFrame(columns=["method", "upstream", "backbone"])
-
-
-def _pretrain_groups(frame: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFrame]]:
-    """((method, upstream, backbone), cells) in the report's order: a backbone is a model of its own."""
-    if not len(frame):
-        return []
-    groups = frame.groupby(["method", "upstream", "backbone"])
-    return sorted(groups, key=lambda item: (_sort_key(item[0][:2]), item[0]))
-
-
-def _pretrain_label(method: str, upstream: str, backbone: str, names: list[str], frame: pd.DataFrame) -> str:
-    """``method [datasets]``, with the backbone when the frame has more than one."""
-    several = len(set(frame["backbone"])) > 1
-    return f"{method} [{_in_order(upstream, names)}]" + (f" ({backbone or 'backbone unknown'})" if several else "")
-
-
-def pretrain_table(inp: ReportInput) -> Table:
-    """Table 1: each pretrained detector's AP on every upstream dataset, and their mean; the paper's rows beside
-    (for the upstream suite)."""
-    frame = _pretrain_frame(inp)
-    names = _upstream_columns(inp, frame)
-    rows = [Row(_pretrain_label(*key, names, frame), _upstream_cells(group, names), key[0], key[1])
-            for key, group in _pretrain_groups(frame)]
-    published, note = _published_upstream("table1", names) if inp.suite == "upstream" else ([], ())
-    return Table("pretrain", "Upstream AP of the pretrained detectors (like Table 1)", (*names, "mean"),
-                 tuple(rows + published), footnotes=(UPSTREAM_NOTE, *note))
-
-
-def upstream_ablation_table(inp: ReportInput) -> Table:
-    """Table 8a: L_hl (scaledet-hard) vs L_hl + L_sl (scaledet) pretrained on the same upstream datasets with the
-    same backbone, scored on every upstream dataset; only those that have both."""
-    frame = _pretrain_frame(inp)
-    names = _upstream_columns(inp, frame)
-    pairs = frame[frame["method"].isin([*HARD_METHODS, SCALEDET.name])] if len(frame) else frame
-    several = len(set(frame["backbone"])) > 1 if len(frame) else False
-    rows = []
-    for upstream, backbone in sorted(dict.fromkeys(zip(pairs["upstream"], pairs["backbone"])),
-                                     key=lambda key: (len(key[0].split("+")), key)):
-        same = pairs[(pairs["upstream"] == upstream) & (pairs["backbone"] == backbone)]
-        groups = [same[same["method"].isin(m)] for m in (HARD_METHODS, (SCALEDET.name,))]
-        suffix = f" ({backbone or 'backbone unknown'})" if several else ""
-        if all(len(g) for g in groups):
-            rows += [Row(f"{label} [{_in_order(upstream, names)}]{suffix}", _upstream_cells(g, names),
-                         str(g["method"].iloc[0]), upstream)
-                     for label, g in zip((SCALEDET_HARD.label, "L_hl+L_sl"), groups)]
-    published, note = _published_upstream("table8a", names) if inp.suite == "upstream" and rows else ([], ())
-    legend = (f"{SCALEDET_HARD.label} = method {SCALEDET_HARD.name} (hard label loss only); L_hl+L_sl = method "
-              f"{SCALEDET.name}.")  # fmt: skip
-    return Table("ablation_upstream", "Ablation on upstream datasets: hard vs hard + soft label loss (like Table 8a)",
-                 (*names, "mean"), tuple(rows + published), footnotes=(legend, UPSTREAM_NOTE, *note))
-
-
-@dataclass(frozen=True)
-class DeticComparison:
-    """A comparison to Detic on upstream datasets (the paper's Table 4 or A): which of our pretrained ScaleDet
-    models enter it (backbone, upstream datasets it must include) and the columns it scores."""
-
-    key: str  # the published table, and the report table's key
-    title: str
-    backbone: str
-    needs: tuple[str, ...]  # upstream datasets a model must have trained on
-    columns: tuple[str, ...] | None  # None: every upstream column of the report
-
-
-DETIC_COMPARISONS = (
-    DeticComparison("table4", "Comparison to Detic, ResNet-50 (like Table 4)", "r50", ("lvis", "coco"),
-                    ("lvis", "coco")),
-    DeticComparison("tableA", "Comparison to Detic, Swin-B (like Table A)", "swin-b", ("lvis", "coco"), None),
-)
-
-
-def detic_comparison_table(inp: ReportInput, comparison: DeticComparison) -> Table:
-    """Our ScaleDet models of ``comparison``'s backbone trained on (at least) its datasets, scored on its columns
-    with their mean, the paper's rows (Detic's and ScaleDet's) beside; rows labelled with the text encoder."""
-    frame = _pretrain_frame(inp)
-    names = list(comparison.columns) if comparison.columns else _upstream_columns(inp, frame)
-    ours = frame[(frame["method"] == SCALEDET.name) & (frame["backbone"] == comparison.backbone)] if len(frame) \
-        else frame
-    ours = ours[[set(comparison.needs) <= set(u.split("+")) for u in ours["upstream"]]] if len(ours) else ours
-    rows = [Row(f"{method} [{_in_order(upstream, names)}] ({backbone}, {_encoders(group)})",
-                _upstream_cells(group, names), method, upstream)
-            for (method, upstream, backbone), group in _pretrain_groups(ours)]
-    published, note = _published_upstream(comparison.key, names) if rows else ([], ())
-    return Table(comparison.key, comparison.title, (*names, "mean"), tuple(rows + published),
-                 footnotes=(UPSTREAM_NOTE, *note))
-
-
-def _encoders(group: pd.DataFrame) -> str:
-    return "+".join(sorted(e for e in dict.fromkeys(group["text_encoder"]) if e)) or "text encoder unknown"
-
-
 def summary_table(inp: ReportInput) -> Table:
     """Table 7 style: the mean over datasets per method, direct and fine-tune side by side."""
     modes = ("direct", "finetune")
@@ -247,7 +107,7 @@ def summary_table(inp: ReportInput) -> Table:
         for (pmode, m), mean in (inp.published.means.items() if inp.published else ()):
             if pmode == mode:
                 cells.setdefault((row_label(m, "", True), m, "", True), {})[mode] = Stat(mean, 0.0, 1)
-    own = sorted((k for k in cells if not k[3]), key=lambda k: (*_sort_key(k[1:3]), k[0]))
+    own = sorted((k for k in cells if not k[3]), key=lambda k: (*sort_key(k[1:3]), k[0]))
     keys = own + [k for k in cells if k[3]]
     rows = tuple(Row(k[0], tuple(cells[k].get(mode, Missing("missing")) for mode in modes), *k[1:])
                  for k in keys)  # fmt: skip
