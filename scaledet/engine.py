@@ -21,8 +21,8 @@ from scaledet.distributed import DistInfo, barrier, init_distributed, resolve_de
 from scaledet.errors import ConfigError, ScaleDetError
 from scaledet.labels import LabelSpace
 from scaledet.protocol import ScoringSettings, scoring_settings
-from scaledet.sampling import RepeatFactorSampler, dataset_repeat_factors
-from scaledet.transforms import training_transform
+from scaledet.sampling import REPEAT_FACTOR_MODES, RepeatFactorSampler, dataset_repeat_factors
+from scaledet.transforms import AUGMENTATIONS, training_transform
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,16 @@ def adam(params: list[nn.Parameter], train_cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
 
 
+def check_choices(cfg: Config) -> None:
+    """Fail with a ``ConfigError`` naming the key when a named choice (``train.optimizer``, ``data.augmentation``,
+    ``data.repeat_factors``) is not one the engine knows: before a job is submitted, and before training starts."""
+    for key, value, valid in (("train.optimizer", cfg.train.optimizer, OPTIMIZERS),
+                              ("data.augmentation", cfg.data.augmentation, AUGMENTATIONS),
+                              ("data.repeat_factors", cfg.data.repeat_factors, REPEAT_FACTOR_MODES)):
+        if value not in valid:
+            raise ConfigError(f"{key} is {value!r}; expected one of {', '.join(valid)}")
+
+
 def configured_optimizer(params: list[nn.Parameter], train_cfg: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer ``train.optimizer`` names: :func:`adam`, or SGD with ``train.momentum`` and
     ``train.weight_decay`` (detectron2's, as in the paper's Table 3 comparison to UniDet)."""
@@ -166,6 +176,7 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     """
     if cfg.data.single_dataset and len(datasets) != 1:
         raise ConfigError(f"method '{cfg.method}' trains on exactly one dataset, got {len(datasets)}")
+    check_choices(cfg)
     batch = per_rank_batch(cfg.data.batch_size, world_size())  # before joining the group or building anything
     out_dir = Path(out_dir)
     device = resolve_device(device)

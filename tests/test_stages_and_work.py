@@ -195,3 +195,17 @@ def test_a_cell_in_two_sweeps_is_reported_once(tmp_path):
                                             finished_at=finished))
     cells = load_cells(tmp_path, "demo")
     assert len(cells) == 1 and cells.iloc[0]["ap"] == pytest.approx(25.0)  # one cell, not two "seeds"
+
+
+def test_a_misspelled_recipe_choice_fails_before_submission_naming_the_job_and_the_key():
+    """train.optimizer and data.augmentation are names the engine must know: a sweep with a typo stops at
+    check_specs (before anything is submitted), not hours later when the job starts training."""
+    spec = JobSpec("upstream", "coco", "pretrain", "baseline", 3, overrides={"train.optimizer": "sdg"})
+    with pytest.raises(ConfigError, match=rf"job {spec.job_id} \(pretrain coco\): train.optimizer is 'sdg'; "
+                                          "expected one of adam, sgd"):
+        SCALEDET.check_specs([spec])
+    bad_augmentation = JobSpec("upstream", "coco", "pretrain", "baseline", 3, overrides={"data.augmentation": "LSJ"})
+    with pytest.raises(ConfigError, match="data.augmentation is 'LSJ'; expected one of lsj, standard"):
+        SCALEDET.check_specs([bad_augmentation])
+    SCALEDET.check_specs([JobSpec("upstream", "coco", "pretrain", "baseline", 3, overrides={
+        "train.optimizer": "sgd", "data.augmentation": "standard"})])  # Table 3's recipe passes

@@ -46,7 +46,7 @@ from scaledet import checkpoints as ckpt
 from scaledet.config import Config, load_config, preset, with_overrides
 from scaledet.data import CocoDataset
 from scaledet.distributed import resolve_device
-from scaledet.engine import evaluate, predict, train
+from scaledet.engine import check_choices, evaluate, predict, train
 from scaledet.errors import CheckpointError, ConfigError, DataError, WeightsUnavailableError
 from scaledet.evaluation import coco_eval
 from scaledet.files import atomic_torch_save
@@ -99,7 +99,7 @@ def check_spec(spec: JobSpec) -> None:
     """Fail before anything runs when a spec's overrides name unknown settings or config keys, or wrong types."""
     _, overrides = settings(spec)
     try:
-        with_overrides(preset(METHOD_PRESETS[spec.method]), overrides)
+        check_choices(with_overrides(preset(METHOD_PRESETS[spec.method]), overrides))
     except ConfigError as error:
         raise ConfigError(f"job {spec.job_id} ({spec.mode} {spec.dataset}): {error}") from None
 
