@@ -65,8 +65,8 @@ class DataConfig:
 class TrainConfig:
     """Optimiser (Adam, or SGD with momentum) and schedule, clipping, AMP, checkpointing."""
 
-    optimizer: str = "adam"  # "adam" (the paper's) or "sgd" (Table 3's UniDet setting), see scaledet.engine
     lr: float = 2e-4
+    optimizer: str = "adam"  # "adam" (the paper's) or "sgd" (Table 3's UniDet setting), see scaledet.engine
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0
     max_steps: int = 90000
