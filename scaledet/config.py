@@ -21,8 +21,9 @@ from scaledet.names import did_you_mean
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The detector: backbone, FPN width, ScaleDet head and inference settings."""
+    """The detector: its kind, backbone, FPN width, ScaleDet head and inference settings."""
 
+    detector: str = "faster_rcnn"  # "faster_rcnn" (torchvision, one RoI stage) or "centernet2" (the paper's, §4.1)
     backbone: str = "effnet-lite0"
     weights: str | None = "default"  # "default" (ImageNet-1k), "in21k" (ImageNet-21k), a path, None = random init
     fpn_channels: int = 256
@@ -41,6 +42,10 @@ class ModelConfig:
     # batch covers only its ground-truth classes plus negatives drawn with probability ~ image_count ** 0.5
     federated_loss: bool = False
     federated_classes: int = 50  # classes per batch under the federated loss (Detic's fed_loss_num_cat)
+    # centernet2 only: convolutions in the first stage's tower (CenterNet2's 4; fewer for a CPU-sized model) and the
+    # cascade's IoU thresholds, one RoI stage each (CenterNet2's 0.6 / 0.7 / 0.8)
+    proposal_convs: int = 4
+    cascade_ious: tuple[float, ...] = (0.6, 0.7, 0.8)
 
 
 @dataclass(frozen=True)

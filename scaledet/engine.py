@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from scaledet import checkpoints as ckpt
 from scaledet.config import Config, TrainConfig, load_config
 from scaledet.data import CocoDataset, DetectionDataset, category_mapping, collate, read_image
-from scaledet.detector import ScaleDetDetector, build_detector
+from scaledet.detector import Detector, build_detector, check_detector
 from scaledet.distributed import DistInfo, barrier, init_distributed, resolve_device, world_size
 from scaledet.errors import ConfigError, ScaleDetError
 from scaledet.labels import LabelSpace
@@ -35,7 +35,7 @@ class TrainingError(ScaleDetError, RuntimeError):
 class TrainResult:
     """The trained (unwrapped) model, the step reached, per-step loss history and the last checkpoint."""
 
-    model: ScaleDetDetector
+    model: Detector
     step: int
     history: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
@@ -138,8 +138,10 @@ def adam(params: list[nn.Parameter], train_cfg: TrainConfig) -> torch.optim.Opti
 
 
 def check_choices(cfg: Config) -> None:
-    """Fail with a ``ConfigError`` naming the key when a named choice (``train.optimizer``, ``data.augmentation``,
-    ``data.repeat_factors``) is not one the engine knows: before a job is submitted, and before training starts."""
+    """Fail with a ``ConfigError`` naming the key when a named choice (``model.detector``, ``train.optimizer``,
+    ``data.augmentation``, ``data.repeat_factors``) is not one the engine knows: before a job is submitted, and
+    before training starts."""
+    check_detector(cfg.model)
     for key, value, valid in (("train.optimizer", cfg.train.optimizer, OPTIMIZERS),
                               ("data.augmentation", cfg.data.augmentation, AUGMENTATIONS),
                               ("data.repeat_factors", cfg.data.repeat_factors, REPEAT_FACTOR_MODES)):
@@ -160,7 +162,7 @@ def configured_optimizer(params: list[nn.Parameter], train_cfg: TrainConfig) -> 
 
 def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace, out_dir: str | Path,
           device: str | torch.device | None = None, resume: bool = True,
-          init_state: dict[str, Tensor] | None = None, model: ScaleDetDetector | None = None,
+          init_state: dict[str, Tensor] | None = None, model: Detector | None = None,
           make_optimizer: Callable[[list[nn.Parameter], TrainConfig], torch.optim.Optimizer] = configured_optimizer,
           ) -> TrainResult:
     """Train a ScaleDet detector on ``datasets`` jointly over ``label_space`` (their concatenation).
@@ -207,6 +209,11 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     return loop.run(_loader(cfg, datasets, label_space, sampler, batch), step)
 
 
+def _sum_of(parts: dict[str, float], prefix: str) -> float:
+    """The sum of the loss parts named ``prefix`` or ``prefix_...`` (a cascade has one per stage)."""
+    return sum(v for k, v in parts.items() if k == prefix or k.startswith(prefix + "_"))
+
+
 class _Loop:
     """The optimisation loop proper (state shared by its small steps)."""
 
@@ -233,8 +240,9 @@ class _Loop:
             seen += len(images) * self.info.world_size
             result.history.append(parts)
             bar.update(1)
-            bar.set_postfix(loss=f"{parts['loss']:.3f}", cls=f"{parts['loss_classifier']:.3f}",
-                            box=f"{parts['loss_box_reg']:.3f}", img_s=f"{seen / (time.perf_counter() - started):.1f}")
+            bar.set_postfix(loss=f"{parts['loss']:.3f}", cls=f"{_sum_of(parts, 'loss_classifier'):.3f}",
+                            box=f"{_sum_of(parts, 'loss_box_reg'):.3f}",
+                            img_s=f"{seen / (time.perf_counter() - started):.1f}")
             if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
                 result.checkpoint = self.save(step)
                 recent = result.history[-cfg.checkpoint_every :]
@@ -280,7 +288,7 @@ class _Loop:
         return path
 
 
-def load_detector(checkpoint: str | Path, device: str | torch.device | None = None) -> ScaleDetDetector:
+def load_detector(checkpoint: str | Path, device: str | torch.device | None = None) -> Detector:
     """A detector rebuilt from a checkpoint's config and label space, weights loaded (no backbone download)."""
     state = ckpt.load_checkpoint(checkpoint)
     cfg = load_config(state["config"])
@@ -299,7 +307,7 @@ def own_vocabulary(dataset: CocoDataset, label_space: LabelSpace) -> LabelSpace:
 
 
 @torch.inference_mode()
-def predict(model: ScaleDetDetector, dataset: CocoDataset, label_space: LabelSpace | None = None,
+def predict(model: Detector, dataset: CocoDataset, label_space: LabelSpace | None = None,
             device: str | torch.device | None = None, batch_size: int = 2,
             settings: ScoringSettings | None = None) -> list[dict[str, Any]]:
     """COCO results (``image_id, category_id, bbox xywh, score``) in ``dataset``'s own category ids.
@@ -333,7 +341,7 @@ def _to_coco(image_id: int, out: dict[str, Tensor], to_category: dict[int, int])
     return rows
 
 
-def evaluate(model: ScaleDetDetector, dataset: CocoDataset, label_space: LabelSpace | None = None,
+def evaluate(model: Detector, dataset: CocoDataset, label_space: LabelSpace | None = None,
              device: str | torch.device | None = None, settings: ScoringSettings | None = None) -> dict[str, Any]:
     """``coco_eval`` of ``predict`` on ``dataset`` (COCO's scoring settings unless ``settings`` says otherwise)."""
     from scaledet.evaluation import coco_eval
