@@ -1,11 +1,18 @@
-"""CPU train-step and inference time: ScaleDet detector (cosine head, eq. 8 loss, sigmoid top-k) vs the stock
-torchvision Faster R-CNN softmax head, same backbone, same FPN, same inputs, for n = 80 and 2249 labels.
+"""CPU train-step time, inference time and peak memory of two detectors on the same backbone, FPN and inputs, for
+n = 80 and 2249 labels.
 
     python benchmarks/bench_detector.py [--labels 80 2249] [--size 320] [--batch 2] [--repeats 5]
+    python benchmarks/bench_detector.py --detector centernet2 [--demo-ap]
 
-Ratios are ScaleDet / stock (< 1 = ScaleDet faster); both models are timed alternately in one process so
-machine load hits both alike. Peak RSS is the process maximum after each phase. JSON goes to
-benchmarks/results/bench_detector.json.
+Default: the ScaleDet Faster R-CNN (cosine head, eq. 8 loss, sigmoid top-k) vs the stock torchvision Faster R-CNN
+softmax head; ratios ScaleDet / stock. ``--detector centernet2``: the ScaleDet CenterNet2 (the paper's, 3-stage
+cascade) vs the ScaleDet Faster R-CNN; ratios CenterNet2 / Faster R-CNN. Both models are timed alternately in one
+process so machine load hits both alike (< 1 = the first faster). Peak memory: the process' peak RSS after each
+phase, and (``--detector centernet2``) each model's own peak RSS over a training step and an inference pass, measured
+in a fresh child process per model.
+``--demo-ap`` also runs the README's main command (``harness run --suite demo``) once per detector, the same
+steps and seeds (``--set model.detector=...``), in fresh folders, and reports each one's mean downstream AP
+(direct and fine-tune). JSON goes to benchmarks/results/bench_detector[_centernet2].json.
 """
 
 from __future__ import annotations
@@ -13,10 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import platform
 import resource
 import statistics
+import subprocess
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -62,78 +73,152 @@ def infer(model, images) -> float:
     return time.perf_counter() - start
 
 
-def build_pair(cfg: ModelConfig, n: int):
-    space = LabelSpace.from_embeddings([f"l{i}" for i in range(n)], torch.randn(n, EMBED_DIM), "bench")
+def label_space(n: int) -> LabelSpace:
+    return LabelSpace.from_embeddings([f"l{i}" for i in range(n)], torch.randn(n, EMBED_DIM), "bench")
+
+
+def build_pair(cfg: ModelConfig, n: int, against: str):
+    """(first, second, second's label offset): ScaleDet vs stock (labels 1..n), or CenterNet2 vs Faster R-CNN."""
+    space = label_space(n)
+    if against == "centernet2":
+        torch.manual_seed(0)
+        first = build_detector(replace(cfg, detector="centernet2"), space)
+        torch.manual_seed(0)
+        second = build_detector(replace(cfg, detector="faster_rcnn"), space)
+        second.backbone.load_state_dict(first.backbone.state_dict())
+        return first, second, 0
     torch.manual_seed(0)
     ours = build_detector(cfg, space)
     torch.manual_seed(0)
     stock = build_softmax_detector(cfg, n)
     stock.backbone.load_state_dict(ours.backbone.state_dict())
     stock.rpn.load_state_dict(ours.rpn.state_dict())
-    return ours, stock
+    return ours, stock, 1
 
 
-def bench(cfg: ModelConfig, n: int, size: int, batch: int, repeats: int) -> dict:
-    ours, stock = build_pair(cfg, n)
+def bench(cfg: ModelConfig, n: int, size: int, batch: int, repeats: int, against: str = "stock") -> dict:
+    first, second, offset = build_pair(cfg, n, against)
+    a, b = ("centernet2", "faster_rcnn") if against == "centernet2" else ("scaledet", "stock")
     images, targets = inputs(size, batch, n)
-    stock_targets = [{**t, "labels": t["labels"] + 1} for t in targets]
+    second_targets = [{**t, "labels": t["labels"] + offset} for t in targets]
     row: dict = {"labels": n}
-    opts = {m: torch.optim.Adam(m.parameters(), lr=1e-5) for m in (ours, stock)}
-    times: dict[str, list[float]] = {"train_scaledet": [], "train_stock": [], "infer_scaledet": [], "infer_stock": []}
-    for model in (ours, stock):
+    opts = {m: torch.optim.Adam(m.parameters(), lr=1e-5) for m in (first, second)}
+    times: dict[str, list[float]] = {f"train_{a}": [], f"train_{b}": [], f"infer_{a}": [], f"infer_{b}": []}
+    for model in (first, second):
         model.train()
     for i in range(repeats + 1):  # first round is warm-up
-        t_ours = train_step(ours, opts[ours], images, targets)
-        t_stock = train_step(stock, opts[stock], images, stock_targets)
+        t_first = train_step(first, opts[first], images, targets)
+        t_second = train_step(second, opts[second], images, second_targets)
         if i:
-            times["train_scaledet"].append(t_ours)
-            times["train_stock"].append(t_stock)
+            times[f"train_{a}"].append(t_first)
+            times[f"train_{b}"].append(t_second)
     row["peak_rss_mb_after_train"] = peak_rss_mb()
-    for model in (ours, stock):
+    for model in (first, second):
         model.eval()
     for i in range(repeats + 1):
-        t_ours, t_stock = infer(ours, images), infer(stock, images)
+        t_first, t_second = infer(first, images), infer(second, images)
         if i:
-            times["infer_scaledet"].append(t_ours)
-            times["infer_stock"].append(t_stock)
+            times[f"infer_{a}"].append(t_first)
+            times[f"infer_{b}"].append(t_second)
     row["peak_rss_mb_after_inference"] = peak_rss_mb()
     with torch.inference_mode():  # how much post-processing each did (score threshold, NMS input)
-        row["detections_scaledet"] = sum(len(o["boxes"]) for o in ours(images))
-        row["detections_stock"] = sum(len(o["boxes"]) for o in stock(images))
+        row[f"detections_{a}"] = sum(len(o["boxes"]) for o in first(images))
+        row[f"detections_{b}"] = sum(len(o["boxes"]) for o in second(images))
     for key, values in times.items():
         row[f"{key}_ms"] = 1000 * statistics.median(values)
-    row["train_ratio"] = row["train_scaledet_ms"] / row["train_stock_ms"]
-    row["infer_ratio"] = row["infer_scaledet_ms"] / row["infer_stock_ms"]
+    row["train_ratio"] = row[f"train_{a}_ms"] / row[f"train_{b}_ms"]
+    row["infer_ratio"] = row[f"infer_{a}_ms"] / row[f"infer_{b}_ms"]
+    if against == "centernet2":
+        for detector in (a, b):
+            row[f"own_peak_rss_mb_{detector}"] = own_peak_rss(replace(cfg, detector=detector), n, size, batch)
+    return row
+
+
+def _one_model_peak(cfg: ModelConfig, n: int, size: int, batch: int, out) -> None:
+    torch.manual_seed(0)
+    model = build_detector(cfg, label_space(n)).train()
+    images, targets = inputs(size, batch, n)
+    train_step(model, torch.optim.Adam(model.parameters(), lr=1e-5), images, targets)
+    infer(model.eval(), images)
+    out.put(peak_rss_mb())
+
+
+def own_peak_rss(cfg: ModelConfig, n: int, size: int, batch: int) -> float:
+    """Peak RSS (MB) of a fresh process that builds ``cfg``'s detector, takes one training step and one inference."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_one_model_peak, args=(cfg, n, size, batch, queue))
+    child.start()
+    peak = queue.get()
+    child.join()
+    return peak
+
+
+def demo_ap(detector: str) -> dict:
+    """Mean downstream AP (direct, fine-tune) of ``harness run --suite demo --set model.detector=<detector>`` run
+    in a fresh folder (the README's main command, same steps and seeds), and its wall time."""
+    from harness.run.results import load_frame
+
+    with tempfile.TemporaryDirectory(prefix=f"demo-{detector}-") as folder:
+        start = time.perf_counter()
+        subprocess.run(["harness", "run", "--suite", "demo", "--set", f"model.detector={detector}"],
+                       cwd=folder, check=True)
+        wall = time.perf_counter() - start
+        frame = load_frame(Path(folder) / "results")
+    ap = frame[(frame["suite"] == "demo") & (frame["metric"] == "AP") & frame["class_name"].isna()]
+    row = {"detector": detector, "wall_s": wall}
+    for mode in ("direct", "finetune"):
+        per_dataset = ap[ap["mode"] == mode].groupby("dataset")["value"].mean()
+        row[f"{mode}_AP"] = {k: float(v) for k, v in per_dataset.items()}
+        row[f"{mode}_mean_AP"] = float(per_dataset.mean())
     return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, nargs="+", default=[80, 2249])
+    parser.add_argument("--detector", choices=["stock", "centernet2"], default="stock",
+                        help="what the ScaleDet Faster R-CNN is compared with (default: the stock softmax head)")
+    parser.add_argument("--demo-ap", action="store_true", help="with --detector centernet2: the demo's AP of both")
     parser.add_argument("--backbone", default="effnet-lite0")
     parser.add_argument("--size", type=int, default=320)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_detector.json")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    suffix = "" if args.detector == "stock" else f"_{args.detector}"
+    out = args.out or Path(__file__).parent / "results" / f"bench_detector{suffix}.json"
     cfg = ModelConfig(backbone=args.backbone, fpn_channels=256, min_size_test=args.size, max_size_test=args.size)
     rows = []
+    names = ("CenterNet2", "Faster R-CNN") if args.detector == "centernet2" else ("ScaleDet", "stock")
     for n in args.labels:
-        rows.append(bench(cfg, n, args.size, args.batch, args.repeats))
+        rows.append(bench(cfg, n, args.size, args.batch, args.repeats, args.detector))
         r = rows[-1]
-        log.info("n=%5d  train %.0f vs %.0f ms (x%.3f)  infer %.0f vs %.0f ms (x%.3f)  peak RSS %.0f MB",
-                 n, r["train_scaledet_ms"], r["train_stock_ms"], r["train_ratio"], r["infer_scaledet_ms"],
-                 r["infer_stock_ms"], r["infer_ratio"], r["peak_rss_mb_after_inference"])
+        first, second = (k[len("train_"):-len("_ms")] for k in r if k.startswith("train_") and k.endswith("_ms"))
+        log.info("n=%5d  train %s %.0f vs %s %.0f ms (x%.3f)  infer %.0f vs %.0f ms (x%.3f)  peak RSS %.0f MB", n,
+                 names[0], r[f"train_{first}_ms"], names[1], r[f"train_{second}_ms"], r["train_ratio"],
+                 r[f"infer_{first}_ms"], r[f"infer_{second}_ms"], r["infer_ratio"], r["peak_rss_mb_after_inference"])
+        if args.detector == "centernet2":
+            log.info("        own peak RSS: CenterNet2 %.0f MB, Faster R-CNN %.0f MB",
+                     r["own_peak_rss_mb_centernet2"], r["own_peak_rss_mb_faster_rcnn"])
+    demo = []
+    if args.demo_ap and args.detector == "centernet2":
+        for detector in ("faster_rcnn", "centernet2"):
+            demo.append(demo_ap(detector))
+            d = demo[-1]
+            log.info("demo %-12s direct mean AP %.3f  fine-tune mean AP %.3f  (%.0f s)", detector,
+                     d["direct_mean_AP"], d["finetune_mean_AP"], d["wall_s"])
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
             "processor": platform.processor(), "backbone": args.backbone, "image_size": args.size,
-            "batch": args.batch, "repeats": args.repeats, "embed_dim": EMBED_DIM,
-            "goal": "train_ratio <= 1.05 and infer_ratio <= 1.02 at n = 2249"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    tmp.replace(args.out)
-    log.info("wrote %s", args.out)
+            "batch": args.batch, "repeats": args.repeats, "embed_dim": EMBED_DIM, "compared_with": args.detector,
+            "goal": ("train_ratio <= 1.05 and infer_ratio <= 1.02 at n = 2249" if args.detector == "stock" else
+                     "measure: the cost of the paper's detector against ours, and the demo AP of each")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"meta": meta, "rows": rows, "demo": demo}, indent=2))
+    tmp.replace(out)
+    log.info("wrote %s", out)
 
 
 if __name__ == "__main__":

@@ -164,6 +164,7 @@ TABLE3 = {
 }
 WEIGHT_NOTES = {"in21k": " (ImageNet-21k, paper §4.1; scaledet.pretrained names the files and their caches).",
                 "default": " (ImageNet-1k, torchvision's)."}
+DETECTOR_NOTES = {"centernet2": " (CenterNet2: CenterNet proposals, a 3-stage cascade; the paper's, §4.1)."}
 ENCODER_NOTES = {"clip": " is CLIP ViT-B/32 (paper §4.2).", "openclip": " is OpenCLIP ViT-H/14 (paper Table 2)."}
 
 
@@ -189,6 +190,7 @@ def pretrain_file(stem: str, run: Pretrain, table: str) -> str:
          + ENCODER_NOTES.get(run.schedule.text_encoder, ".")),
         (f"# Backbone weights: {run.schedule.weights}" + WEIGHT_NOTES.get(run.schedule.weights, ".") if not run.start
          else "# Backbone weights: the starting checkpoint's (below)."),
+        f"# Detector: {run.schedule.detector}" + DETECTOR_NOTES.get(run.schedule.detector, "."),
         *(["# Recipe: UniDet's (harness.plan.suite_settings.RECIPES['unidet']), paper Table 3: SGD, detectron2's",
            "# standard augmentation, ImageNet-1k backbone."] if unidet else []),
         *([f"# Starts from pretrain job {run.start.spec().job_id} (its sweep file is {_stem_of(run.start)}.yaml): its",
@@ -240,7 +242,7 @@ def transfer_file(stem: str, source: Pretrain, modes: tuple[str, ...], table: st
            f"({steps:,} steps over the 13 datasets)" if finetune else "")
         + f" = {hours:,.1f} GPU-hours (training rate used for evaluation too: approximate)",
         f"# Starts from the pretrain job {job} (its sweep file is {_stem_of(source)}.yaml): its checkpoint",
-        "# <runs root>/<pretrain_job>/checkpoints/last.pt, and its text encoder (recorded in the checkpoint).",
+        "# <runs root>/<pretrain_job>/checkpoints/last.pt, its detector and text encoder (recorded in the checkpoint).",
         f"sweep: {sweep.sweep}",
         f"title: {_yaml(_title(stem, table, what))}",
         "suite: odinw13",

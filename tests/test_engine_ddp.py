@@ -9,6 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 from engine_fixtures import packages, tiny_config
@@ -28,7 +29,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, tmp: str, tests_dir: str) -> None:
+def _worker(rank: int, world: int, port: int, tmp: str, tests_dir: str, detector: str) -> None:
     sys.path.insert(0, tests_dir)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
@@ -47,19 +48,21 @@ def _worker(rank: int, world: int, port: int, tmp: str, tests_dir: str) -> None:
 
     engine._Loop.step = recording
     data, space = packages(Path(tmp) / f"data{rank}")
-    straight = engine.train(tiny_config(STEPS, 2, data__batch_size=BATCH), [data], space, Path(tmp) / "straight",
-                            device="cpu")
-    engine.train(tiny_config(2, 2, data__batch_size=BATCH), [data], space, Path(tmp) / "resumed", device="cpu")
-    resumed = engine.train(tiny_config(STEPS, 2, data__batch_size=BATCH), [data], space, Path(tmp) / "resumed",
-                           device="cpu")
+    def config(steps: int):
+        return tiny_config(steps, 2, data__batch_size=BATCH, model__detector=detector)
+
+    straight = engine.train(config(STEPS), [data], space, Path(tmp) / "straight", device="cpu")
+    engine.train(config(2), [data], space, Path(tmp) / "resumed", device="cpu")
+    resumed = engine.train(config(STEPS), [data], space, Path(tmp) / "resumed", device="cpu")
     torch.save({"straight": straight.model.state_dict(), "resumed": resumed.model.state_dict(), "drawn": drawn,
                 "steps": (straight.step, resumed.step)}, Path(tmp) / f"rank{rank}.pt")
     dist.destroy_process_group()
 
 
-def test_two_cpu_processes_split_the_global_batch_and_resume_exactly(tmp_path):
+@pytest.mark.parametrize("detector", ["faster_rcnn", "centernet2"])
+def test_two_cpu_processes_split_the_global_batch_and_resume_exactly(tmp_path, detector):
     port = _free_port()
-    mp.spawn(_worker, args=(2, port, str(tmp_path), str(Path(__file__).parent)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, port, str(tmp_path), str(Path(__file__).parent), detector), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     a, b = ranks[0]["straight"], ranks[1]["straight"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -86,7 +89,7 @@ def test_two_cpu_processes_split_the_global_batch_and_resume_exactly(tmp_path):
     assert state["sampler"]["consumed"] == STEPS * BATCH // 2
     # and training moved the weights away from the (seeded) initialisation
     torch.manual_seed(0)
-    init = build_detector(tiny_config(STEPS, 2).model, space).state_dict()
+    init = build_detector(tiny_config(STEPS, 2, model__detector=detector).model, space).state_dict()
     assert any(not torch.equal(init[k], a[k]) for k in a)
     resumed = ranks[0]["resumed"]
     assert all(torch.equal(resumed[k], a[k]) for k in a)

@@ -36,17 +36,21 @@ def test_train_refuses_an_indivisible_batch_before_anything_runs(tmp_path, monke
     assert not (tmp_path / "run").exists()
 
 
-def test_resume_gives_the_same_weights(tmp_path):
+@pytest.mark.parametrize("detector", ["faster_rcnn", "centernet2"])
+def test_resume_gives_the_same_weights(tmp_path, detector):
     data, space = packages(tmp_path)
-    straight = train(tiny_config(4, 2), [data], space, tmp_path / "a", device="cpu")
-    train(tiny_config(2, 2), [data], space, tmp_path / "b", device="cpu")
-    resumed = train(tiny_config(4, 2), [data], space, tmp_path / "b", device="cpu")
+    straight = train(tiny_config(4, 2, model__detector=detector), [data], space, tmp_path / "a", device="cpu")
+    train(tiny_config(2, 2, model__detector=detector), [data], space, tmp_path / "b", device="cpu")
+    resumed = train(tiny_config(4, 2, model__detector=detector), [data], space, tmp_path / "b", device="cpu")
     assert straight.step == resumed.step == 4 and len(resumed.history) == 2
     assert resumed.history[-1]["loss"] == straight.history[-1]["loss"]
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert type(resumed.model).__name__ == {"faster_rcnn": "ScaleDetDetector",
+                                            "centernet2": "CenterNet2Detector"}[detector]
     # finished runs resume to a no-op
-    assert train(tiny_config(4, 2), [data], space, tmp_path / "b", device="cpu").history == []
+    again = train(tiny_config(4, 2, model__detector=detector), [data], space, tmp_path / "b", device="cpu")
+    assert again.history == []
 
 
 def test_old_checkpoints_pruned(tmp_path):

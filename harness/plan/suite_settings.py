@@ -44,6 +44,7 @@ from harness.job import OverrideValue
 TRAIN_SIZE: dict[str, int] = {"r50": 640, "swin-t": 896, "swin-b": 896}  # paper §4.1: input size per backbone
 PAPER_TEXT_ENCODER = "clip"  # CLIP ViT-B/32 (paper §4.2; supplementary, "Training details")
 PAPER_BACKBONE_WEIGHTS = "in21k"  # backbones start from ImageNet-21k (paper §4.1; scaledet.pretrained says which)
+PAPER_DETECTOR = "centernet2"  # the paper's detector (§4.1): CenterNet2 with a 3-stage cascade
 UNIDET_MIN_SIZES = (640, 672, 704, 736, 768, 800)
 RECIPES: dict[str, dict[str, OverrideValue]] = {
     "scaledet": {"train.lr": 0.0002},  # Adam, large-scale jitter: the presets' own
@@ -56,20 +57,22 @@ RECIPES: dict[str, dict[str, OverrideValue]] = {
 @dataclass(frozen=True)
 class PretrainSchedule:
     """A pretraining row of the paper's Table C: iterations, global batch, backbone (and its ImageNet-21k
-    initialisation), text encoder; its recipe (:data:`RECIPES`) and decay steps where they are not the paper's."""
+    initialisation), detector (CenterNet2, the paper's), text encoder; its recipe (:data:`RECIPES`) and decay steps where they are not the paper's."""
 
     steps: int
     batch: int  # global, all ranks together
     backbone: str = "r50"
     text_encoder: str = PAPER_TEXT_ENCODER
     weights: str = PAPER_BACKBONE_WEIGHTS
+    detector: str = PAPER_DETECTOR
     recipe: str = "scaledet"
     lr_steps: tuple[int, ...] | None = None  # None: the preset's proportions (60k, 80k of 90k)
 
     def overrides(self) -> dict[str, OverrideValue]:
         """The row as spec overrides. Table C gives no decay steps: the preset's proportions (60k, 80k of 90k)."""
         lsj = {"data.train_size": TRAIN_SIZE[self.backbone]} if self.recipe == "scaledet" else {}
-        return {"data.batch_size": self.batch, **lsj, "model.backbone": self.backbone, "model.weights": self.weights,
+        return {"data.batch_size": self.batch, **lsj, "model.backbone": self.backbone, "model.detector": self.detector,
+                "model.weights": self.weights,
                 "text_encoder": self.text_encoder, **RECIPES[self.recipe],
                 "train.lr_steps": self.lr_steps or (self.steps * 2 // 3, self.steps * 8 // 9),
                 "train.max_steps": self.steps}
