@@ -149,11 +149,16 @@ def _differences(model: nn.Module, weights: dict[str, Any], state: dict[str, Any
     if not (missing or unexpected or shapes):
         return []
     out = []
-    theirs = (state.get("config") or {}).get("model", {}).get("backbone") or (source or {}).get("backbone")
+    saved_model = (state.get("config") or {}).get("model", {})
+    their_detector = saved_model.get("detector", "faster_rcnn") if saved_model else None
+    my_detector = getattr(getattr(model, "config", None), "detector", None)
+    if their_detector and my_detector and their_detector != my_detector:
+        out.append(f"the checkpoint's detector is '{their_detector}' (model.detector), this model's is '{my_detector}'")
+    theirs = saved_model.get("backbone") or (source or {}).get("backbone")
     mine = getattr(getattr(model, "config", None), "backbone", None)
     if theirs and mine and theirs != mine:
         out.append(f"the checkpoint's backbone is '{theirs}', this model's is '{mine}'")
-    elif mine and theirs:
+    elif mine and theirs and their_detector == my_detector:
         out.append(f"same backbone '{mine}', other sizes (model.fpn_channels, model.representation_size "
                    "or the label embedding size)")
     saved_dim = _label_dim(state.get("label_space"))
