@@ -22,6 +22,7 @@ import json
 import logging
 import multiprocessing
 import platform
+import queue as queue_module
 import resource
 import statistics
 import subprocess
@@ -134,13 +135,21 @@ def bench(cfg: ModelConfig, n: int, size: int, batch: int, repeats: int, against
     return row
 
 
+def vm_hwm_mb() -> float:
+    """This process' own peak RSS (``VmHWM``; ``ru_maxrss`` would carry the parent's peak across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return peak_rss_mb()
+
+
 def _one_model_peak(cfg: ModelConfig, n: int, size: int, batch: int, out) -> None:
     torch.manual_seed(0)
     model = build_detector(cfg, label_space(n)).train()
     images, targets = inputs(size, batch, n)
     train_step(model, torch.optim.Adam(model.parameters(), lr=1e-5), images, targets)
     infer(model.eval(), images)
-    out.put(peak_rss_mb())
+    out.put(vm_hwm_mb())
 
 
 def own_peak_rss(cfg: ModelConfig, n: int, size: int, batch: int) -> float:
@@ -149,7 +158,13 @@ def own_peak_rss(cfg: ModelConfig, n: int, size: int, batch: int) -> float:
     queue = context.Queue()
     child = context.Process(target=_one_model_peak, args=(cfg, n, size, batch, queue))
     child.start()
-    peak = queue.get()
+    while True:
+        try:
+            peak = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not child.is_alive():
+                raise RuntimeError(f"the memory probe of {cfg.detector} exited with code {child.exitcode}") from None
     child.join()
     return peak
 
