@@ -13,9 +13,11 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
-ODINW = Path(__file__).resolve().parents[2] / "shared" / "data" / "odinw"
-if not ODINW.is_dir():
-    ODINW = Path("/work/shared/data/odinw")
+# the shared data: beside the checkout (../shared), else where the work area keeps it (a fresh clone elsewhere)
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not SHARED_DATA.is_dir():
+    SHARED_DATA = Path("/work/shared/data")
+ODINW = SHARED_DATA / "odinw"
 
 
 def yolo_to_coco(root: Path, splits: list[str], out_json: Path, limit: int | None = None,

@@ -1,7 +1,10 @@
-"""Test-wide settings. Tests run offline: hub clients must fail fast instead of retrying a network."""
+"""Test-wide settings. Tests run offline: hub clients must fail fast instead of retrying a network. Under
+``CI=true`` a skipped test is a failure (the ``ci_skips`` plugin)."""
 
 import os
 import tempfile
+
+pytest_plugins = ["ci_skips"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -10,3 +13,4 @@ os.environ.setdefault("SCALEDET_CACHE", tempfile.mkdtemp(prefix="scaledet-test-c
 
 # fixtures shared by the GLIP-mirror download tests (the real Mushrooms zip, a local server per test)
 from download_fixtures import mushrooms_zip, server  # noqa: F401
+

@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
+from coco_fixtures import SHARED_DATA
 from upstream_fixtures import make_coco, make_lvis, make_objects365, make_openimages
 
 from harness.catalog.upstream import annotation_file, data_root, load_upstream
 from harness.catalog.upstream_labels import LABEL_FILES, UPSTREAM_ORDER, unified_label_space, upstream_classes
 from scaledet.errors import ConfigError, DataError
 
-SHARED_LABELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "labels"
+SHARED_LABELS = SHARED_DATA / "labels"
 
 
 @pytest.fixture
