@@ -16,7 +16,12 @@ def test_single_process_needs_no_group(monkeypatch):
     assert init_distributed(torch.device("cpu")).world_size == 1
 
 
-def test_device_chosen_at_run_time():
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert resolve_device(None).type == expected
+def test_device_chosen_at_run_time(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device(None) == resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert resolve_device(None) == resolve_device("cuda") == torch.device("cuda", 2)  # rank 2's own GPU
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)  # an explicit index is kept
     assert resolve_device("cpu") == torch.device("cpu")

@@ -82,4 +82,8 @@ def test_empty_detections_give_zero_not_an_error():
     result = coco_eval(gt, [])
     assert result["AP"] == 0.0 and result["AP50"] == 0.0
     assert result["per_class"] == {"cat": 0.0, "dog": 0.0, "yak": -1.0}
-    assert coco_eval(gt, [])["APs"] in (0.0, -1.0)
+    # APs is 0 when small ground truth exists (here it does) and -1 (undefined) when none does
+    assert any(a["area"] < 32**2 for a in gt["annotations"])
+    assert coco_eval(gt, [])["APs"] == 0.0
+    large_only = {**gt, "annotations": [a for a in gt["annotations"] if a["area"] >= 96**2]}
+    assert coco_eval(large_only, [])["APs"] == -1.0 and coco_eval(large_only, [])["APl"] == 0.0

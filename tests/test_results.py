@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -125,4 +124,3 @@ def test_sweep_file_loads_and_reports_lines(tmp_path: Path):
     path.write_text(SWEEP_YAML.replace("modes: [direct, finetune]", "modes: [direct, fintune]"))
     with pytest.raises(ConfigError, match="unknown mode 'fintune'"):
         load_sweep_file(path)
-    assert os.path.exists(path)
