@@ -217,3 +217,78 @@ def test_fuzz_coco_eval_detections_on_valid_ground_truth(results):
         metrics = coco_eval(GOOD_GT, results)
         assert all(-1 <= metrics[k] <= 1 for k in ("AP", "AP50", "AP75", "APs", "APm", "APl"))
     documented(evaluate)
+
+
+# --- valid inputs must be accepted, with the right counts ------------------------------------------------------
+
+# a box strictly inside a 40 x 30 image, at least 1 px wide and high (nothing for the importer to fix or drop)
+valid_boxes = st.tuples(st.integers(0, 38), st.integers(0, 28)).flatmap(
+    lambda xy: st.tuples(st.just(xy[0]), st.just(xy[1]), st.integers(1, 40 - xy[0]), st.integers(1, 30 - xy[1])))
+valid_images = st.lists(st.lists(valid_boxes, max_size=4), min_size=1, max_size=4)  # per image, its boxes
+
+
+def _valid_coco(boxes_per_image: list[list[tuple[int, int, int, int]]], first_id: int) -> dict:
+    images, annotations = [], []
+    for i, boxes in enumerate(boxes_per_image):
+        image_id = first_id + 7 * i  # sparse ids, as exports have them
+        images.append({"id": image_id, "file_name": f"im{i}.jpg", "width": 40, "height": 30})
+        annotations += [{"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "bbox": list(box),
+                         "area": box[2] * box[3], "iscrowd": 0} for box in boxes]
+    return {"images": images, "annotations": annotations,
+            "categories": [{"id": 0, "name": "things"}, {"id": 1, "name": "package"}]}
+
+
+@FUZZ
+@given(boxes_per_image=valid_images, first_id=st.integers(0, 1000))
+def test_fuzz_valid_coco_exports_are_imported_whole(boxes_per_image, first_id):
+    """Any valid COCO export (sparse ids, any boxes inside the image) imports without a loss and with no fix but the
+    documented root category: every image and box of the train split arrives, and ``load_coco`` reads them back."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "src"
+        for split in ("valid", "test"):
+            good_coco_split(source / split)
+        for i in range(len(boxes_per_image)):
+            image(source / "train" / f"im{i}.jpg")
+        (source / "train" / "_annotations.coco.json").write_text(json.dumps(_valid_coco(boxes_per_image, first_id)))
+        summary = import_dataset(PACKAGES, source, "coco", root=Path(tmp) / "root")
+        train = summary.splits["train"]
+        n_boxes = sum(len(boxes) for boxes in boxes_per_image)
+        # the one fix: Roboflow's empty id-0 root category ("things") dropped, in each of the 3 splits
+        assert (train.images, train.boxes, summary.fixes) == (len(boxes_per_image), n_boxes, {"root_category": 3})
+        dataset = load_coco(PACKAGES.annotation_path("train", Path(tmp) / "root"))
+        assert len(dataset) == len(boxes_per_image) and list(dataset.category_names) == ["package"]
+        loaded = sorted(tuple(a["bbox"]) for image_id in dataset.annotations for a in dataset.annotations[image_id])
+        assert loaded == sorted(tuple(float(v) for v in box) for boxes in boxes_per_image for box in boxes)
+
+
+@FUZZ
+@given(boxes_per_image=valid_images)
+def test_fuzz_valid_yolo_exports_are_imported_whole(boxes_per_image):
+    """Any valid YOLO export (normalised centre boxes inside the image) imports every image and box."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "src"
+        source.mkdir()
+        (source / "data.yaml").write_text(yaml.safe_dump({"names": ["package"], "nc": 1}))
+        for split in ("train", "valid", "test"):
+            (source / split / "labels").mkdir(parents=True)
+            for i, boxes in enumerate(boxes_per_image if split == "train" else [[(1, 1, 5, 5)]]):
+                image(source / split / "images" / f"im{i}.jpg")
+                lines = [f"0 {(x + w / 2) / 40} {(y + h / 2) / 30} {w / 40} {h / 30}" for x, y, w, h in boxes]
+                (source / split / "labels" / f"im{i}.txt").write_text("\n".join(lines))
+        summary = import_dataset(PACKAGES, source, "yolo", root=Path(tmp) / "root")
+        train = summary.splits["train"]
+        assert (train.images, train.boxes) == (len(boxes_per_image), sum(len(b) for b in boxes_per_image))
+        dataset = load_coco(PACKAGES.annotation_path("train", Path(tmp) / "root"))
+        assert len(dataset) == len(boxes_per_image)
+
+
+@FUZZ
+@given(boxes=st.lists(valid_boxes, min_size=1, max_size=4), score=st.floats(0.01, 1.0))
+def test_fuzz_detections_equal_to_the_ground_truth_score_ap_1(boxes, score):
+    """``coco_eval`` accepts any valid ground truth and detections; detections equal to the ground truth score
+    AP 1 whatever their score (at least 2 px boxes: COCO's IoU of identical 1 px boxes is still 1)."""
+    gt = _valid_coco([boxes], 1)
+    detections = [{"image_id": 1, "category_id": 1, "bbox": list(box), "score": score} for box in boxes]
+    metrics = coco_eval(gt, detections)
+    assert metrics["AP"] == 1.0 and metrics["AP50"] == 1.0 and metrics["per_class"]["package"] == 1.0
+    assert coco_eval(gt, [])["AP"] == 0.0
