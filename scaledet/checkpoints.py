@@ -3,11 +3,12 @@
 Format (a dict ``torch.save``-d to ``<out_dir>/checkpoint_<step:07d>.pt`` and ``last.pt``):
 ``{"format": 1, "step": int, "model": state_dict, "optimizer": ..., "scheduler": ..., "sampler": {...},
 "rng": {"torch": ByteTensor, "cuda": [ByteTensor] }, "label_space": LabelSpace.to_state() + "fingerprint",
-"config": Config.to_dict()}``.
+"config": Config.to_dict()}``; under DDP also ``"rank_digests"``: every rank's :func:`weights_digest` at that step.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -23,6 +24,17 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 LAST = "last.pt"
+
+
+def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """A SHA-256 of a model's weights (names, dtypes, shapes and values, in name order): equal on two processes
+    exactly when they hold the same weights, which DDP ranks must after every step."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
 
 
 def save_checkpoint(state: dict[str, Any], out_dir: str | Path, keep: int = 0) -> Path:

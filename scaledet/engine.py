@@ -272,12 +272,23 @@ class _Loop:
         self.sampler.advance(len(images))
         return {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in losses.items()}, "lr": self.scheduler.get_last_lr()[0]}
 
+    def _lockstep(self, step: int) -> list[str]:
+        """Every rank's weights digest at ``step`` (saved with the checkpoint): DDP keeps the ranks' weights equal,
+        and a rank that drifted (a parameter outside DDP's reduction, a rank-dependent update) is logged here."""
+        digests: list[Any] = [None] * self.info.world_size
+        dist.all_gather_object(digests, ckpt.weights_digest(self.model.state_dict()))
+        if len(set(digests)) > 1:
+            log.error("step %d: the %d ranks' weights differ (digests %s): they are out of lockstep", step,
+                      self.info.world_size, ", ".join(d[:12] for d in digests))
+        return digests
+
     def save(self, step: int) -> Path | None:
         path, rng = None, ckpt.rng_state()
         extra: dict[str, Any] = {}
         if self.info.world_size > 1:  # the ranks' RNGs differ (their images differ): each resumes its own
             extra["rng_ranks"] = [None] * self.info.world_size
             dist.all_gather_object(extra["rng_ranks"], rng)
+            extra["rank_digests"] = self._lockstep(step)
         if self.info.is_main:
             path = ckpt.save_checkpoint({
                 "step": step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),

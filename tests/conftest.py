@@ -12,5 +12,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("SCALEDET_CACHE", tempfile.mkdtemp(prefix="scaledet-test-cache-"))
 
 # fixtures shared by the GLIP-mirror download tests (the real Mushrooms zip, a local server per test)
+# the README's main command, run once per session (or CI's own run of it: SCALEDET_DEMO_DIR)
+from demo_fixtures import demo  # noqa: F401
 from download_fixtures import mushrooms_zip, server  # noqa: F401
-

@@ -17,6 +17,9 @@ from harness.run.results import ResultRecord, write_record
 from harness.run.runner import check_output, result_record
 
 GOLDEN = Path(__file__).parent / "golden"
+# A record `harness run --suite demo` wrote (its direct Raccoon cell, provenance and paths as written): the shape
+# every fixture record takes. tests/test_scaledet_workload.py checks it against a fresh demo run's record.
+REAL_RECORD = Path(__file__).parent / "data" / "demo_direct_record.json"
 GOLDEN_STORE = GOLDEN / "store"
 GOLDEN_MD = GOLDEN / "odinw13_report.md"
 
@@ -85,6 +88,20 @@ def transfer_spec(suite: str, dataset: str, mode: str, method: str, seed: int, s
     return JobSpec(suite, dataset, mode, method, seed, shots, "glip", overrides)
 
 
+@cache
+def real_record() -> ResultRecord:
+    return ResultRecord.from_json(REAL_RECORD.read_text())
+
+
+def work_output(metrics: dict[str, float], per_class: dict[str, float]) -> dict:
+    """A work function's output as the scaledet workload returns it (the real record's config, text encoder,
+    dataset and label-space fingerprints), with these metrics and per-class APs."""
+    real = real_record()
+    return {"metrics": metrics, "per_class_ap": per_class, "config": real.config, "text_encoder": real.text_encoder,
+            "dataset_version": real.dataset_version, "dataset_sha": real.dataset_sha,
+            "label_space_fingerprint": real.label_space_fingerprint}
+
+
 def record_of(spec: JobSpec, sweep: str, output: dict | None, *, finished_at: str, git_sha: str,
               error: str = "boom") -> ResultRecord:
     """The record the job runner writes for ``spec``: ``output`` is a work function's return value, checked as the
@@ -102,6 +119,5 @@ def write_cell(root: Path, dataset: str, ap: float | None, *, mode: str = "direc
                pretrained: str | None = None) -> None:
     """Write one result cell as the runner writes it (``ap=None``: a failed cell)."""
     spec = transfer_spec(suite, dataset, mode, method, seed, shots, upstream, pretrained)
-    output = None if ap is None else {"metrics": {"AP": ap}, "per_class_ap": per_class or {},
-                                      "config": {"train": {"lr": 0.0002}}, "text_encoder": "minilm-l6"}
+    output = None if ap is None else work_output({"AP": ap}, per_class or {})
     write_record(root, record_of(spec, "s1", output, finished_at=finished_at, git_sha="abc1234"))

@@ -26,7 +26,7 @@ def test_provenance_date_comes_from_the_results_not_the_clock(tmp_path: Path) ->
     text = render_golden(tmp_path).read_text(encoding="utf-8")
     assert "- date of the newest result: 2026-11-22T12:00:00+00:00\n" in text
     assert "- commit: e1736a0\n" in text and "- split policy: glip\n" in text
-    assert "- text encoder: minilm-l6\n" in text
+    assert "- text encoder: minilm-l6-v2\n" in text  # the real record's (tests/report_fixtures.py)
 
 
 def test_cli_report_renders_into_out(tmp_path: Path, capsys) -> None:

@@ -18,7 +18,15 @@ from harness.run.results import ResultRecord, write_record
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
-from report_fixtures import GOLDEN_MD, GOLDEN_STORE, ODINW13_CLASSES, record_of, render_golden, transfer_spec
+from report_fixtures import (
+    GOLDEN_MD,
+    GOLDEN_STORE,
+    ODINW13_CLASSES,
+    record_of,
+    render_golden,
+    transfer_spec,
+    work_output,
+)
 
 # (mode, method, upstream, seeds, shots, datasets left out, datasets whose runs failed)
 PLAN = [
@@ -35,8 +43,7 @@ def record(spec: JobSpec, names: list[str], upstream: str, day: int, failed: boo
     noise = random.Random(f"{spec.mode}{spec.method}{upstream}{spec.dataset}{spec.shots}{spec.seed}")
     per_class = {name: round(base.uniform(0.1, 0.85) + noise.uniform(-0.04, 0.04), 3) for name in names}
     ap = round(sum(per_class.values()) / len(per_class), 4)
-    output = {"metrics": {"AP": ap, "AP50": min(1.0, round(ap * 1.3, 4)), "AP75": round(ap * 0.9, 4)},
-              "per_class_ap": per_class, "config": {"train": {"lr": 0.0002}}, "text_encoder": "minilm-l6"}
+    output = work_output({"AP": ap, "AP50": min(1.0, round(ap * 1.3, 4)), "AP75": round(ap * 0.9, 4)}, per_class)
     return record_of(spec, "golden", None if failed else output, finished_at=f"2026-11-{day:02d}T12:00:00+00:00",
                      git_sha="e1736a0", error="DataError: fixture failure")
 

@@ -218,6 +218,11 @@ def _rank() -> int:
     return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
 
 
+def _world() -> int:
+    """The job's number of ranks (recorded: ``data.batch_size`` is the global batch they share)."""
+    return torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+
+
 # ---------------------------------------------------------------- pretrain
 
 
@@ -262,7 +267,8 @@ def pretrain(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     metrics["AP_trained"] = sum(metrics[f"AP/{n}"] for n in names) / len(names)
     metrics["steps"] = float(result.step)
     work = {**work, "text_encoder": setting.name, "text_weights": setting.weights}
-    return {"metrics": metrics, "per_class_ap": per_class, "config": {**cfg.to_dict(), "work": work, "scoring": scoring},
+    return {"metrics": metrics, "per_class_ap": per_class, "config": {**cfg.to_dict(), "work": work, "scoring": scoring,
+                                                              "world_size": _world()},
             "dataset_version": ", ".join(s.version for s in sources),
             "dataset_sha": files_sha(tuple(f for s in sources for f in s.files)),
             "label_space_fingerprint": space.fingerprint, "text_encoder": encoder.id}
@@ -370,7 +376,7 @@ def _transfer_output(spec, work, cfg, source, space, encoder_id, found, path, **
     metrics.update(extra.pop("metrics", {}))
     return {"metrics": metrics, "per_class_ap": dict(found.get("per_class", {})),
             "config": {**cfg.to_dict(), "work": {**work, "start_checkpoint": str(path)},
-                       "scoring": {source.name: found["scoring"]}},
+                       "scoring": {source.name: found["scoring"]}, "world_size": _world()},
             "dataset_version": source.version, "dataset_sha": files_sha(source.files),
             "label_space_fingerprint": space.fingerprint, "text_encoder": encoder_id, **extra}
 
@@ -423,6 +429,9 @@ def select_on_valid(cfg: Config, spec: JobSpec, train_set: CocoDataset, space: L
     out_dir, progress_path = run_dir / "checkpoints", run_dir / "selection.pt"
     progress = (torch.load(progress_path, weights_only=True) if progress_path.is_file()
                 else {"scored": {}, "step": -1, "valid_ap": -1.0, "state": None})
+    if progress["scored"]:
+        log.info("model selection resumed from %s: steps %s scored, best valid AP %.4f at step %d", progress_path,
+                 ", ".join(str(k) for k in sorted(progress["scored"])), progress["valid_ap"], progress["step"])
     every = max(1, cfg.train.checkpoint_every)
     for stop in [*range(every, cfg.train.max_steps, every), cfg.train.max_steps]:
         if stop in progress["scored"]:
