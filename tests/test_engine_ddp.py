@@ -14,7 +14,7 @@ import torch
 import torch.multiprocessing as mp
 from engine_fixtures import packages, tiny_config
 
-from scaledet.checkpoints import load_checkpoint
+from scaledet.checkpoints import load_checkpoint, weights_digest
 from scaledet.detector import build_detector
 from scaledet.distributed import DistInfo
 from scaledet.engine import _sampler
@@ -87,6 +87,7 @@ def test_two_cpu_processes_split_the_global_batch_and_resume_exactly(tmp_path, d
     state = load_checkpoint(tmp_path / "resumed")
     assert state["step"] == STEPS and state["sampler"]["world_size"] == 2
     assert state["sampler"]["consumed"] == STEPS * BATCH // 2
+    assert state["rank_digests"] == [weights_digest(state["model"])] * 2  # the ranks were in lockstep
     # and training moved the weights away from the (seeded) initialisation
     torch.manual_seed(0)
     init = build_detector(tiny_config(STEPS, 2, model__detector=detector).model, space).state_dict()
