@@ -93,13 +93,16 @@ def _per_class(precision: np.ndarray, cat_ids: list[int], names: dict[int, str])
 
 
 def _empty_result(data: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
-    """No detections: AP 0 wherever ground truth exists (size ranges without objects stay -1)."""
+    """No detections: AP 0 wherever ground truth exists (size ranges without objects stay -1).
+
+    The size ranges are COCO's, closed at both ends as the evaluator has them: an area of exactly 32² is small
+    and medium, 96² medium and large."""
     areas = [a["area"] for a in data.get("annotations", []) if not a.get("iscrowd", 0)]
     has = bool(areas)
     ranges = {"APs": (0, 32**2), "APm": (32**2, 96**2), "APl": (96**2, float("inf"))}
     result: dict[str, Any] = {k: 0.0 if has else -1.0 for k in ("AP", "AP50", "AP75")}
     for key, (low, high) in ranges.items():
-        result[key] = 0.0 if any(low <= a < high for a in areas) else -1.0
+        result[key] = 0.0 if any(low <= a <= high for a in areas) else -1.0
     with_gt = {a["category_id"] for a in data.get("annotations", []) if not a.get("iscrowd", 0)}
     result["per_class"] = {name: 0.0 if cid in with_gt else -1.0 for cid, name in names.items()}
     return result

@@ -105,3 +105,31 @@ def test_shape_mismatch_is_an_error():
         hard_label_loss(torch.zeros(2, 3), torch.zeros(2, 4), tau=0.02)
     with pytest.raises(ValueError, match="labels must have shape"):
         scaledet_classification_loss(torch.zeros(2, 3), torch.zeros(3, dtype=torch.long), None)
+
+
+def test_hard_label_loss_divides_by_regions_not_labels_and_takes_integer_targets():
+    # one region, three labels, tau 0.5: logits [1, -1, 0], target label 0
+    cos = torch.tensor([[0.5, -0.5, 0.0]])
+    expected = softplus(-1) + softplus(-1) + softplus(0)  # one region: the sum over the labels
+    assert hard_label_loss(cos, torch.tensor([[1, 0, 0]]), tau=0.5).item() == pytest.approx(expected, abs=1e-6)
+    soft = soft_label_loss(cos, torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64))  # e.g. a float64 matrix
+    assert soft.dtype == torch.float32 and soft.item() == pytest.approx((0.25 + 0.25 + 0.0) / 3, abs=1e-7)
+
+
+def test_shape_errors_name_the_argument():
+    with pytest.raises(ValueError, match=r"^cos must be \[R, n\] and targets the same shape; got \[2, 3\] and \[2, 4\]$"):
+        hard_label_loss(torch.zeros(2, 3), torch.zeros(2, 4), tau=0.02)
+    with pytest.raises(ValueError, match=r"^cos must be \[R, n\] and sim_rows the same shape; got \[2, 3\] and \[3\]$"):
+        soft_label_loss(torch.zeros(2, 3), torch.zeros(3))
+    with pytest.raises(ValueError, match=r"^labels must have shape \[2\], got \[3\]$"):
+        scaledet_classification_loss(torch.zeros(2, 3), torch.zeros(3, dtype=torch.long), None)
+    with pytest.raises(ValueError, match=r"^freq_weight must have shape \[3\], got \[4\]$"):
+        scaledet_classification_loss(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), None,
+                                     freq_weight=torch.ones(4))
+
+
+def test_soft_weight_one_keeps_the_soft_term():
+    similarity = torch.tensor([[1.0, 0.2], [0.3, 1.0]])
+    out = scaledet_classification_loss(COS, torch.tensor([0, -1]), similarity, tau=0.5, soft_weight=1.0)
+    assert out.soft.item() == pytest.approx(0.37, abs=1e-7)
+    assert out.total.item() == pytest.approx(out.hard.item() + 0.37, abs=1e-6)

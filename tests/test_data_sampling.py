@@ -90,3 +90,36 @@ def test_augmentation_independent_of_worker_count(tmp_path):
         # same crops and flips; pixels may differ by 1 ulp (interpolation vectorised per thread count)
         assert all(torch.allclose(a, b, atol=1e-6, rtol=0) for a, b in zip(imgs_a, imgs_b))
         assert all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(tgts_a, tgts_b))
+
+
+def test_negative_threshold_means_uniform_sampling():
+    assert repeat_factors([[1], [1, 2]], threshold=-1.0) == [1.0, 1.0]
+
+
+def test_state_records_every_advance():
+    sampler = RepeatFactorSampler([1.0, 2.0], seed=6, rank=1, world_size=3)
+    sampler.advance(5)
+    sampler.advance(8)
+    assert sampler.state_dict() == {"seed": 6, "rank": 1, "world_size": 3, "consumed": 13}
+
+
+def test_resume_at_every_position_of_the_first_epochs():
+    straight = _take(RepeatFactorSampler([1.0, 2.5, 1.0], seed=4), 20)
+    assert [i for i, _ in straight[:4]] == RepeatFactorSampler([1.0, 2.5, 1.0], seed=4)._epoch(0)[:4]  # epoch 0 first
+    for consumed in range(12):
+        resumed = RepeatFactorSampler([1.0, 2.5, 1.0], seed=4)
+        resumed.advance(consumed)
+        assert _take(resumed, 8) == straight[consumed:consumed + 8], consumed
+
+
+def test_epoch_is_padded_to_a_multiple_of_the_world_size():
+    # 4 images, 3 ranks: 2 entries repeated so that every rank gets 2
+    epochs = [RepeatFactorSampler([1.0] * 4, seed=2, rank=r, world_size=3)._epoch(0) for r in range(3)]
+    assert [len(e) for e in epochs] == [2, 2, 2] and {i for e in epochs for i in e} == {0, 1, 2, 3}
+
+
+def test_defaults_and_an_empty_image_list():
+    sampler = RepeatFactorSampler([1.0, 1.0])
+    assert sampler.state_dict() == {"seed": 0, "rank": 0, "world_size": 1, "consumed": 0}
+    with pytest.raises(ValueError, match=r"^cannot sample from zero images$"):
+        RepeatFactorSampler([])

@@ -9,6 +9,7 @@ import io
 import numpy as np
 import pytest
 
+from scaledet.errors import DataError
 from scaledet.evaluation import STAT_NAMES, coco_eval
 
 
@@ -87,3 +88,118 @@ def test_empty_detections_give_zero_not_an_error():
     assert coco_eval(gt, [])["APs"] == 0.0
     large_only = {**gt, "annotations": [a for a in gt["annotations"] if a["area"] >= 96**2]}
     assert coco_eval(large_only, [])["APs"] == -1.0 and coco_eval(large_only, [])["APl"] == 0.0
+
+
+def _gt(annotations, categories=((1, "a"), (2, "b"))):
+    """Two images (no file names: the evaluator does not need them) and the given categories and boxes."""
+    return {"images": [{"id": 1}, {"id": 2}], "categories": [{"id": c, "name": n} for c, n in categories],
+            "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1, **a} for i, a in enumerate(annotations)]}
+
+
+def _exact(gt, score=0.9):
+    return [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": score}
+            for a in gt["annotations"] if not a.get("iscrowd") and min(a["bbox"][2:]) >= 0]
+
+
+FAR = {"image_id": 2, "category_id": 1, "bbox": [500.0, 500.0, 10.0, 10.0], "score": 0.5}  # matches nothing
+
+
+@pytest.mark.parametrize(("area", "small", "medium", "large"), [
+    (0.0, 0.0, -1.0, -1.0), (100.0, 0.0, -1.0, -1.0), (32.0**2, 0.0, 0.0, -1.0), (1050.0, -1.0, 0.0, -1.0),
+    (5000.0, -1.0, 0.0, -1.0), (96.0**2, -1.0, 0.0, 0.0), (9300.0, -1.0, -1.0, 0.0), (20000.0, -1.0, -1.0, 0.0),
+])
+def test_size_ranges_are_cocos_closed_ranges_with_and_without_detections(area, small, medium, large):
+    # COCO's ranges: small [0, 32²], medium [32², 96²], large [96², ...]; a missed object makes its ranges AP 0
+    gt = _gt([{"bbox": [0.0, 0.0, 10.0, 10.0], "area": area}])
+    for detections in ([], [FAR]):  # no detections at all (short cut) and one that matches nothing (evaluator)
+        result = coco_eval(gt, detections)
+        assert (result["AP"], result["AP50"], result["AP75"]) == (0.0, 0.0, 0.0)
+        assert (result["APs"], result["APm"], result["APl"]) == (small, medium, large), detections
+        assert result["per_class"] == {"a": 0.0, "b": -1.0}
+
+
+@pytest.mark.parametrize("annotations", [[], [{"bbox": [0.0, 0.0, 50.0, 50.0], "iscrowd": 1}]])
+def test_without_non_crowd_ground_truth_every_metric_is_undefined(annotations):
+    # a crowd region is never a missed object: with only crowds (or nothing) there is nothing to find
+    for detections in ([], [FAR]):
+        result = coco_eval(_gt(annotations), detections)
+        assert [result[k] for k in STAT_NAMES] == [-1.0] * 6
+        assert result["per_class"] == {"a": -1.0, "b": -1.0}
+
+
+def test_ranking_reaches_100_detections_per_image():
+    # 11 false detections outscore the one true box: AP counts all 100 per image, so the true box is found at
+    # rank 12, precision 1/12 at every recall level (not 0, as with 10 detections per image)
+    gt = _gt([{"bbox": [10.0, 10.0, 40.0, 40.0]}])
+    far = [{**FAR, "image_id": 1, "bbox": [100.0 + 20 * i, 300.0, 10.0, 10.0], "score": 0.9} for i in range(11)]
+    result = coco_eval(gt, far + _exact(gt, score=0.1))
+    assert result["AP"] == pytest.approx(1 / 12) and result["per_class"]["a"] == pytest.approx(1 / 12)
+
+
+def test_ground_truth_boxes_dropped_kept_and_their_areas(caplog):
+    # negative width or height: dropped and counted; zero width and sub-pixel boxes are real objects
+    gt = _gt([{"bbox": [5.0, 5.0, -1.0, 4.0]}, {"bbox": [5.0, 5.0, 4.0, -1.0]},
+              {"bbox": [0.0, 0.0, 100.0, 20.0]},                                  # area w * h = 2000: medium
+              {"bbox": [200.0, 0.0, 0.5, 0.5], "category_id": 2},                # area 0.25: small
+              {"bbox": [300.0, 0.0, 100.0, 100.0], "area": 500.0, "image_id": 2},  # segment area 500: small
+              {"bbox": [0.0, 200.0, 60.0, 60.0], "iscrowd": 1}])                 # a crowd: never missed
+    with caplog.at_level("WARNING", logger="scaledet.evaluation"):
+        result = coco_eval(gt, _exact(gt))
+    assert "ground truth: 2 ground-truth boxes with negative width or height dropped from the evaluation" in [
+        r.getMessage() for r in caplog.records]
+    assert result["AP"] == pytest.approx(1.0) and result["per_class"] == {"a": pytest.approx(1.0),
+                                                                          "b": pytest.approx(1.0)}
+    assert (result["APs"], result["APm"], result["APl"]) == (pytest.approx(1.0), pytest.approx(1.0), -1.0)
+    # a box of zero width or height stays: its category has ground truth, and it is missed
+    for bbox in ([5.0, 5.0, 0.0, 4.0], [5.0, 5.0, 4.0, 0.0]):
+        zero = coco_eval(_gt([{"bbox": bbox, "category_id": 2}]), [FAR])
+        assert zero["per_class"] == {"a": -1.0, "b": 0.0} and zero["APs"] == 0.0
+
+
+def _error(gt, detections=()):
+    with pytest.raises(DataError) as caught:
+        coco_eval(gt, list(detections) if not isinstance(detections, str) else detections)
+    return str(caught.value)
+
+
+def test_bad_ground_truth_is_a_data_error_naming_the_file_and_the_field(tmp_path):
+    missing = tmp_path / "missing.json"
+    assert _error(missing).startswith(f"cannot read ground truth {missing}: ")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"images": [')
+    assert _error(broken).startswith(f"cannot read ground truth {broken}: ")
+    no_images = tmp_path / "no_images.json"
+    no_images.write_text('{"annotations": [], "categories": []}')
+    assert _error(no_images) == f"{no_images}: field 'images' missing or not a list"
+    assert _error({"annotations": [], "categories": []}) == "ground truth: field 'images' missing or not a list"
+    twice = {**_gt([]), "categories": [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]}
+    assert _error(twice).startswith("ground truth: category id 1 appears twice")
+    assert _error({**_gt([]), "images": [{"id": 1}, {"id": 1}]}).startswith(
+        "ground truth: image 1: image id appears twice (images[1])")
+    unknown_image = _gt([{"bbox": [0, 0, 1, 1]}, {"bbox": [0, 0, 1, 1]}])
+    del unknown_image["annotations"][1]["id"]
+    unknown_image["annotations"][1]["image_id"] = 9
+    assert _error(unknown_image) == "ground truth: annotation '[1]': image_id 9 is not an image id of the file"
+
+
+def test_bad_detections_are_data_errors_naming_the_detection_and_the_field():
+    gt = _gt([{"bbox": [0.0, 0.0, 10.0, 10.0]}], categories=[(c, f"c{c}") for c in range(1, 13)])
+    ok = {"image_id": 1, "category_id": 1, "bbox": [0.0, 0.0, 10.0, 10.0], "score": 0.5}
+    assert _error(gt, "dets") == "detections must be a list of COCO results, got str"
+    assert _error(gt, [ok, 5]) == "detection 1: expected an object with image_id, category_id, bbox, score, got 5"
+    ten = "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"
+    assert _error(gt, [{**ok, "category_id": 99}]) == (
+        f"detection 0 refers to category 99 / image 1 not in the ground truth (categories {ten})")
+    assert _error(gt, [{**ok, "image_id": 9}]).startswith("detection 0 refers to category 1 / image 9 not in")
+    for not_an_id in ({"category_id": 1.0}, {"image_id": 1.0}, {"category_id": True}):  # equal to ids, not ids
+        assert _error(gt, [{**ok, **not_an_id}]).startswith("detection 0 refers to category")
+    assert _error(gt, [{**ok, "bbox": [0, 0, 1]}]).startswith("detection 0: field 'bbox' must be a list of 4")
+    for bbox in ([0.0, 0.0, -1.0, 5.0], [0.0, 0.0, 5.0, -1.0]):
+        assert _error(gt, [ok, {**ok, "bbox": bbox}]) == (
+            f"detection 1: field 'bbox' has a negative width or height: {bbox}")
+    assert _error(gt, [{**ok, "score": "high"}]) == (
+        "detection 0: field 'score' must be a finite number, got 'high'")
+    # zero-width and sub-pixel detections are valid (they just match nothing here)
+    thin = coco_eval(gt, [ok, {**ok, "bbox": [50.0, 0.0, 0.0, 5.0]}, {**ok, "bbox": [50.0, 0.0, 5.0, 0.0]},
+                          {**ok, "bbox": [60.0, 0.0, 0.5, 0.5]}])
+    assert thin["AP"] == pytest.approx(1.0)

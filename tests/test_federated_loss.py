@@ -175,3 +175,61 @@ def test_engine_counts_training_images_per_label_and_trains(tmp_path):
     assert resumed.history[-1]["loss"] == result.history[-1]["loss"]
     a, b = result.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_federated_loss_defaults_no_bias_and_follows_a_per_label_bias():
+    # columns 0, 2, 3 with tau 0.5 and no bias: logits region 0 [1, 0.5, 0], region 1 [0, -0.5, 1],
+    # region 2 [-1, 1, -2]
+    classes = torch.tensor([0, 2, 3])
+    expected = (softplus(1) + softplus(-0.5) + softplus(0)
+                + softplus(0) + softplus(-0.5) + softplus(1)
+                + softplus(-1) + softplus(1) + softplus(-2)) / 3
+    assert federated_hard_label_loss(COS, TARGETS, classes, tau=0.5).item() == pytest.approx(expected, abs=1e-6)
+    # a bias per label (5 values) follows the chosen columns: labels 0, 2, 3 get -1, 0, +1
+    bias = torch.tensor([-1.0, 7.0, 0.0, 1.0, 7.0])
+    expected = (softplus(0) + softplus(-0.5) + softplus(1)
+                + softplus(1) + softplus(-0.5) + softplus(2)
+                + softplus(-2) + softplus(1) + softplus(-1)) / 3
+    assert federated_hard_label_loss(COS, TARGETS, classes, tau=0.5, bias=bias).item() == pytest.approx(
+        expected, abs=1e-6)
+    with pytest.raises(ValueError, match=r"^classes must be \[k\], got \[1, 3\]$"):
+        federated_hard_label_loss(COS, TARGETS, classes[None], tau=0.5)
+    with pytest.raises(ValueError, match=r"^cos must be \[R, n\] and targets the same shape"):
+        federated_hard_label_loss(COS, TARGETS[:2], classes, tau=0.5)
+
+
+def test_federated_classes_bad_arguments():
+    with pytest.raises(ValueError, match=r"^freq_weight must be \[n\], got \[2, 3\]$"):
+        federated_classes(torch.tensor([0]), torch.ones(2, 3), 2)
+    with pytest.raises(ValueError, match=r"^num_classes must be >= 1, got 0$"):
+        federated_classes(torch.tensor([0]), torch.ones(5), 0)
+    with pytest.raises(ValueError, match=r"^ground-truth label 5 is outside the 5 labels$"):
+        federated_classes(torch.tensor([1, 5]), torch.ones(5), 3)
+    assert federated_classes(torch.tensor([3, -1]), torch.ones(5), 1).tolist() == [3]  # one class is allowed
+    assert federated_classes(torch.tensor([0, 0]), torch.tensor([0.0, 1, 0, 0]), 2).tolist() == [0, 1]
+
+
+def test_default_federated_loss_covers_50_labels():
+    cos = torch.zeros(1, 60, requires_grad=True)
+    out = scaledet_classification_loss(cos, torch.tensor([7]), None, freq_weight=torch.ones(60))
+    out.hard.backward()  # BCE at logit 0 has a gradient on every covered label
+    assert int((cos.grad != 0).sum()) == 50 and cos.grad[0, 7] != 0
+
+
+def test_enough_weighted_negatives_take_one_multinomial_draw():
+    gt, weight = torch.tensor([1]), torch.tensor([0.0, 3.0, 1.0, 2.0, 0.0, 4.0])
+    torch.manual_seed(11)
+    chosen = federated_classes(gt, weight, 3)
+    after = torch.get_rng_state()
+    torch.manual_seed(11)
+    drawn = torch.multinomial(torch.tensor([0.0, 0.0, 1.0, 2.0, 0.0, 4.0]), 2, replacement=False)
+    assert chosen.tolist() == sorted([1, *drawn.tolist()])
+    assert torch.equal(torch.get_rng_state(), after)  # nothing else drawn: the stream a resumed run replays
+
+
+def test_weight_zero_negatives_fill_up_without_repeating_the_ground_truth():
+    # no label has a weight: every negative comes from the uniform draw among the weight-0 labels
+    for seed in range(20):
+        torch.manual_seed(seed)
+        chosen = federated_classes(torch.tensor([0, 1]), torch.zeros(6), 5).tolist()
+        assert len(chosen) == 5 and len(set(chosen)) == 5 and {0, 1} <= set(chosen)
