@@ -11,7 +11,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # keep caches written by tests out of the user's cache directory
 os.environ.setdefault("SCALEDET_CACHE", tempfile.mkdtemp(prefix="scaledet-test-cache-"))
 
-# fixtures shared by the GLIP-mirror download tests (the real Mushrooms zip, a local server per test)
 # the README's main command, run once per session (or CI's own run of it: SCALEDET_DEMO_DIR)
 from demo_fixtures import demo  # noqa: F401
+
+# fixtures shared by the GLIP-mirror download tests (the real Mushrooms zip, a local server per test)
 from download_fixtures import mushrooms_zip, server  # noqa: F401

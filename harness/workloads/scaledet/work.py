@@ -45,7 +45,7 @@ from harness.workloads.schedule import Schedule
 from scaledet import checkpoints as ckpt
 from scaledet.config import Config, load_config, preset, with_overrides
 from scaledet.data import CocoDataset
-from scaledet.distributed import resolve_device
+from scaledet.distributed import resolve_device, world_size
 from scaledet.engine import check_choices, evaluate, predict, train
 from scaledet.errors import CheckpointError, ConfigError, DataError, WeightsUnavailableError
 from scaledet.evaluation import coco_eval
@@ -218,11 +218,6 @@ def _rank() -> int:
     return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
 
 
-def _world() -> int:
-    """The job's number of ranks (recorded: ``data.batch_size`` is the global batch they share)."""
-    return torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-
-
 # ---------------------------------------------------------------- pretrain
 
 
@@ -268,7 +263,7 @@ def pretrain(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     metrics["steps"] = float(result.step)
     work = {**work, "text_encoder": setting.name, "text_weights": setting.weights}
     return {"metrics": metrics, "per_class_ap": per_class, "config": {**cfg.to_dict(), "work": work, "scoring": scoring,
-                                                              "world_size": _world()},
+                                                              "world_size": world_size()},
             "dataset_version": ", ".join(s.version for s in sources),
             "dataset_sha": files_sha(tuple(f for s in sources for f in s.files)),
             "label_space_fingerprint": space.fingerprint, "text_encoder": encoder.id}
@@ -376,7 +371,7 @@ def _transfer_output(spec, work, cfg, source, space, encoder_id, found, path, **
     metrics.update(extra.pop("metrics", {}))
     return {"metrics": metrics, "per_class_ap": dict(found.get("per_class", {})),
             "config": {**cfg.to_dict(), "work": {**work, "start_checkpoint": str(path)},
-                       "scoring": {source.name: found["scoring"]}, "world_size": _world()},
+                       "scoring": {source.name: found["scoring"]}, "world_size": world_size()},
             "dataset_version": source.version, "dataset_sha": files_sha(source.files),
             "label_space_fingerprint": space.fingerprint, "text_encoder": encoder_id, **extra}
 
