@@ -16,3 +16,6 @@ from demo_fixtures import demo  # noqa: F401
 
 # fixtures shared by the GLIP-mirror download tests (the real Mushrooms zip, a local server per test)
 from download_fixtures import mushrooms_zip, server  # noqa: F401
+
+# tiny randomly initialised models of every external (transformers) adapter family, saved once per session
+from hf_fixtures import tiny_models  # noqa: F401

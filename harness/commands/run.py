@@ -1,6 +1,8 @@
 """`harness run`: plan jobs for a suite and run them with the debug / local / slurm executor.
 
-Workload ``scaledet`` (the default) runs the detector (``harness.workloads.scaledet.work``); ``toy`` is a small stand-in
+Workload ``scaledet`` (the default) runs the detector (``harness.workloads.scaledet.work``); ``--model hf:<repo id or
+dir>`` runs an external ``transformers`` detector zero-shot instead (workload ``hf``: the model is resolved from the
+Hugging Face cache or the directory now, so its revision is part of the job ids); ``toy`` is a small stand-in
 for tests of the launch machinery. Transfer modes without ``--checkpoint`` first pretrain on the suite's
 upstream datasets (``harness.plan.stages``: ``odinw13`` pretrains on the ``upstream`` suite's LVIS+COCO+O365+OID with
 the paper's settings, after a check that their data is there); each stage is one job array. With ``scaledet`` the
@@ -43,8 +45,8 @@ def _csv(kind: type):
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", required=True, help="odinw13, demo or upstream (`harness ls`)")
     parser.add_argument("--datasets", type=_csv(str), help="comma-separated dataset names (default: the suite's)")
-    parser.add_argument("--mode", type=_csv(str), default=("direct", "finetune"),
-                        help=f"comma-separated, of {', '.join(MODES)} (default: direct,finetune)")
+    parser.add_argument("--mode", type=_csv(str),
+                        help=f"comma-separated, of {', '.join(MODES)} (default: direct,finetune; with --model: direct)")
     parser.add_argument("--method", type=_csv(str), default=("scaledet",), help=f"of {', '.join(METHOD_NAMES)}")
     parser.add_argument("--seeds", type=_csv(int), default=(3,))
     parser.add_argument("--shots", type=_csv(int), default=DEFAULT_SHOTS)
@@ -52,9 +54,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="glip, test or valid (default: the suite's: glip for odinw13, test for demo)")
     parser.add_argument("--checkpoint", help="checkpoint the transfer modes start from")
     parser.add_argument("--pretrained", help="named pretrained model the transfer modes start from")
+    parser.add_argument("--model", metavar="hf:REPO_OR_DIR",
+                        help="score an external zero-shot detector of transformers (OWL-ViT, OWLv2, Grounding DINO, "
+                             "MM-Grounding-DINO/LLMDet, OmDet-Turbo) from the Hugging Face cache or a local directory")
+    parser.add_argument("--revision", help="with --model: the cached revision (commit hash; default: main)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override (repeatable)")
     parser.add_argument("--workload", default="scaledet", choices=sorted(WORKLOADS),
-                        help="scaledet (the detector) or toy (a small stand-in for tests)")
+                        help="scaledet (the detector), hf (set by --model) or toy (a small stand-in for tests)")
     parser.add_argument("--sweep", help="sweep id (default: derived from the plan)")
     add_launch_arguments(parser)
 
@@ -75,8 +81,25 @@ def parse_overrides(items: list[str]) -> tuple[tuple[str, object], ...]:
     return tuple(pairs)
 
 
+def _external_model(args: argparse.Namespace, overrides: dict[str, object]) -> None:
+    """``--model``: the workload ``hf``, its one method, and the model resolved now (id and revision in the
+    overrides, hence in the job ids)."""
+    from harness.workloads.hf.models import model_name, resolve
+
+    ref = resolve(model_name(args.model), args.revision, allow_download=False)
+    log.info("model %s: %s", ref.label, ref.path)
+    overrides.update(hf_model=ref.name, hf_revision=ref.revision)
+    args.workload, args.method = "hf", ("hf",)
+    args.mode = args.mode or ("direct",)
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = dict(parse_overrides(args.set))
+    if args.model:
+        _external_model(args, overrides)
+    elif args.revision:
+        raise ConfigError("--revision goes with --model")
+    args.mode = args.mode or ("direct", "finetune")
     for key in ("checkpoint", "pretrained"):
         if getattr(args, key):
             overrides[key] = getattr(args, key)

@@ -20,12 +20,14 @@ def plan(
     shots: Sequence[int] = DEFAULT_SHOTS,
     split_policy: str = "glip",
     overrides: Mapping[str, OverrideValue] | Iterable[tuple[str, OverrideValue]] = (),
+    known_methods: Sequence[str] = METHOD_NAMES,
 ) -> list[JobSpec]:
-    """Expand suite × modes × methods × seeds (× shots) into job specs, in a stable order, no duplicates."""
+    """Expand suite × modes × methods × seeds (× shots) into job specs, in a stable order, no duplicates;
+    ``known_methods``: the workload's (default ScaleDet's)."""
     for mode in modes:
         check_name("mode", mode, MODES)
     for method in methods:
-        check_name("method", method, METHOD_NAMES)
+        check_name("method", method, known_methods)
     if not datasets:
         raise ConfigError(f"suite {suite!r}: no datasets to plan for")
     pairs = normalise_overrides(overrides)

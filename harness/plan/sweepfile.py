@@ -67,7 +67,7 @@ class SweepFile:
         work = self.work
         if not work.staged:
             specs = plan(self.suite, self.datasets, self.modes, self.methods, self.seeds, shots=self.shots,
-                         split_policy=self.split_policy, overrides=self.overrides)
+                         split_policy=self.split_policy, overrides=self.overrides, known_methods=work.method_names)
             work.check_specs(specs)
             return [specs]
         return staged_plan(work, self.suite, self.datasets, self.modes, self.methods, self.seeds, shots=self.shots,

@@ -1,13 +1,14 @@
 """Input adapter: the results store's long frame -> one row per result cell, as every table reads it.
 
 A cell row has: suite, dataset, mode, method, upstream (the checkpoint's upstream datasets joined by
-``+``, '' if unknown), checkpoint (``--pretrained`` name or ``--checkpoint`` path, '' if none), seed, shots (0 outside few-shot), status, ap (points x100, NaN if failed),
+``+``, '' if unknown), checkpoint (``--pretrained`` name, ``--checkpoint`` path or ``--model``'s ``owner/name@revision``, '' if none), seed, shots (0 outside few-shot), status, ap (points x100, NaN if failed),
 per_class (class -> AP points; NaN for a class with no ground truth in the evaluation split, stored as AP
 ``NO_GROUND_TRUTH`` = -1 by the pycocotools convention), split_policy, text_encoder, commit, config_hash, date.
 
 ``harness.run.results.load_frame`` supplies the metrics and most fields. Three things the report needs are not
 in that frame, so they are read from each record (joined on ``job_id``): the checkpoint's upstream datasets
-(the spec's ``upstream`` override, which the stage planner writes: ``harness.plan.stages.start_overrides``), the date (``finished_at``) and a config hash
+(the spec's ``upstream`` override, which the stage planner writes: ``harness.plan.stages.start_overrides``), the
+prompts (``names`` or ``glip``), the date (``finished_at``) and a config hash
 (SHA-256 of the record's effective config, canonical JSON, first 12 hex digits).
 """
 
@@ -24,13 +25,14 @@ from typing import Any
 import pandas as pd
 
 from harness.run import results
+from harness.workloads.hf.models import model_label
 from scaledet.errors import DataError
 
 log = logging.getLogger(__name__)
 
 CELL_COLUMNS = [
     "suite", "dataset", "mode", "method", "upstream", "checkpoint", "seed", "shots", "status", "ap", "per_class",
-    "split_policy", "text_encoder", "commit", "config_hash", "date",
+    "split_policy", "prompts", "text_encoder", "commit", "config_hash", "date",
 ]  # fmt: skip
 REPORT_MODES = ("direct", "finetune", "fewshot")  # pretrain cells are upstream results, not ODinW transfer
 CHECKPOINT_KEYS = ("pretrained", "checkpoint")  # `harness run --pretrained/--checkpoint` overrides
@@ -44,9 +46,17 @@ def upstream_of(record: results.ResultRecord) -> str:
 
 
 def checkpoint_of(record: results.ResultRecord) -> str:
-    """The named pretrained model or checkpoint path the transfer started from ('' if none)."""
+    """The named pretrained model or checkpoint path the transfer started from, or the external model and its
+    revision (``owner/name@abc1234``); '' if none."""
     overrides = dict(tuple(pair) for pair in record.spec.get("overrides", ()))
+    if overrides.get("hf_model"):
+        return model_label(str(overrides["hf_model"]), str(overrides.get("hf_revision", "")))
     return next((str(overrides[key]) for key in CHECKPOINT_KEYS if overrides.get(key)), "")
+
+
+def prompts_of(record: results.ResultRecord) -> str:
+    """The class texts the cell used: ``names`` (the default) or ``glip`` (GLIP's prompt overrides)."""
+    return str(record.job_spec.override("prompts") or "names")
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -58,7 +68,7 @@ def config_hash(config: Mapping[str, Any]) -> str:
 def record_extras(record: results.ResultRecord) -> dict[str, str]:
     """What the report needs from a record beyond ``load_frame``'s columns."""
     return {"upstream": upstream_of(record), "checkpoint": checkpoint_of(record), "config_hash": config_hash(record.config),
-            "date": record.finished_at or "unknown"}  # fmt: skip
+            "prompts": prompts_of(record), "date": record.finished_at or "unknown"}  # fmt: skip
 
 
 def _points(value: float, where: str) -> float:
@@ -93,7 +103,8 @@ def _cell(job: pd.DataFrame, extras: Mapping[str, str]) -> dict[str, Any]:
         "ap": _points(float(overall.iloc[0]), where) if done else math.nan,
         "per_class": {str(n): _class_points(float(v), where) for n, v in zip(classes["class_name"], classes["value"],
                                                                           strict=True)},
-        "split_policy": _text(first["split_policy"]), "text_encoder": _text(first["text_encoder"]),
+        "split_policy": _text(first["split_policy"]), "prompts": extras["prompts"],
+        "text_encoder": _text(first["text_encoder"]),
         "commit": _text(first["git_sha"]), "config_hash": extras["config_hash"], "date": extras["date"],
     }  # fmt: skip
 

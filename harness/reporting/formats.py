@@ -26,15 +26,16 @@ def markdown_table(table: Table) -> str:
 
 
 def csv_table(table: Table) -> str:
-    """Long CSV: one line per cell with mean, std, seed count, or the reason it is missing."""
+    """Long CSV: one line per cell with mean, std, seed count, or the reason it is missing (or its text), and its
+    mark (see ``Marked``)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([table.stub, "published", "column", "mean", "std", "n", "missing"])
+    writer.writerow([table.stub, "published", "column", "mean", "std", "n", "missing", "mark"])
     for row in table.rows:
         for column, cell in zip(table.columns, row.cells, strict=True):
             stats = [f"{cell.mean:.4f}", f"{cell.std:.4f}", cell.n] if isinstance(cell, Stat) else ["", "", 0]
             writer.writerow([row.label, row.published, column, *stats,
-                             "" if isinstance(cell, Stat) else cell.text()])  # fmt: skip
+                             "" if isinstance(cell, Stat) else cell.text(), getattr(cell, "mark", "")])  # fmt: skip
     return out.getvalue()
 
 

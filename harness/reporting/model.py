@@ -34,7 +34,34 @@ class Missing:
         return self.reason
 
 
-Cell = Stat | Missing
+@dataclass(frozen=True)
+class Marked(Stat):
+    """A value with a mark after it (``†``: trained on the dataset; ``?``: not known to be zero-shot), explained in
+    the table's footnotes."""
+
+    mark: str = ""
+
+    def text(self) -> str:
+        return super().text() + self.mark
+
+    def latex(self) -> str:
+        return super().latex() + self.mark.replace("†", "$^\\dagger$")
+
+
+@dataclass(frozen=True)
+class Note:
+    """A text cell (e.g. a row's protocol)."""
+
+    value: str
+
+    def text(self) -> str:
+        return self.value
+
+    def latex(self) -> str:
+        return self.value
+
+
+Cell = Stat | Missing | Note
 
 
 @dataclass(frozen=True)

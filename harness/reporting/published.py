@@ -54,6 +54,7 @@ def printed_means(mode: str) -> dict[str, float]:
 def _cell(suite: str, mode: str, method: str, dataset: str, ap: float) -> dict[str, Any]:
     return {"suite": suite, "dataset": dataset, "mode": mode, "method": method, "upstream": "",
             "checkpoint": "", "seed": 0, "shots": 0, "status": "done", "ap": float(ap), "per_class": {}, "split_policy": "published",
+            "prompts": "published",
             "text_encoder": "published", "commit": "published", "config_hash": "published",
             "date": "published", "published": True}  # fmt: skip
 

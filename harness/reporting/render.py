@@ -16,6 +16,7 @@ from harness.reporting import figures as figs
 from harness.reporting import formats, tables
 from harness.reporting.averages import Unseen, UnseenRule
 from harness.reporting.cells import load_cells, load_pretrain
+from harness.reporting.leaderboard import leaderboard_table
 from harness.reporting.model import Table
 from harness.reporting.published import load_published
 from harness.reporting.upstream_tables import upstream_tables
@@ -71,7 +72,7 @@ def build_report(inp: tables.ReportInput, title: str) -> Report:
     per_mode = {mode: tables.per_dataset_table(inp, mode) for mode in ("direct", "finetune")}
     scaling, fewshot = tables.scaling_table(inp), tables.fewshot_table(inp)
     pretrain = upstream_tables(inp)
-    report = Report(title, inp, [*pretrain, tables.summary_table(inp), *per_mode.values(),
+    report = Report(title, inp, [*pretrain, tables.summary_table(inp), leaderboard_table(inp), *per_mode.values(),
                                  tables.averages_table(inp, "direct"), tables.averages_table(inp, "finetune"),
                                  tables.ablation_table(inp), scaling, fewshot])  # fmt: skip
     _add_figures(report, per_mode, scaling, fewshot)

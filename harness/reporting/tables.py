@@ -41,7 +41,7 @@ def sort_key(key: tuple[str, ...]) -> tuple[int, str, int, str, str]:
     return (METHOD_ORDER.get(method, 9), method, size, upstream, checkpoint)
 
 
-def _groups(cells: pd.DataFrame) -> Iterator[tuple[str, str, str, pd.DataFrame]]:
+def method_groups(cells: pd.DataFrame) -> Iterator[tuple[str, str, str, pd.DataFrame]]:
     """(row label, method, upstream, cells) per method and checkpoint, in the report's order."""
     groups = dict(iter(cells.groupby(["method", "upstream", "checkpoint"], sort=False)))
     for method, upstream, checkpoint in sorted(groups, key=sort_key):
@@ -85,7 +85,7 @@ def _published_note(inp: ReportInput) -> tuple[str, ...]:
 def per_dataset_table(inp: ReportInput, mode: str) -> Table:
     """Table D style: one row per method/checkpoint, one column per dataset, then the mean."""
     rows = [Row(label, (*_dataset_cells(g, inp.datasets), avg.over_seeds(g, inp.datasets,
-                avg.dataset_mean)), m, u) for label, m, u, g in _groups(_mode(inp, mode))]  # fmt: skip
+                avg.dataset_mean)), m, u) for label, m, u, g in method_groups(_mode(inp, mode))]  # fmt: skip
     rows += [Row(row_label(m, "", True), (*_dataset_cells(g, inp.datasets),
                  avg.over_seeds(g, inp.datasets, avg.dataset_mean)), m, "", True)
              for m, g in _published_groups(inp, mode)]  # fmt: skip
@@ -99,7 +99,7 @@ def summary_table(inp: ReportInput) -> Table:
     modes = ("direct", "finetune")
     cells: dict[tuple[str, str, str, bool], dict[str, Cell]] = {}  # (label, method, upstream, published)
     for mode in modes:
-        for label, m, u, g in _groups(_mode(inp, mode)):
+        for label, m, u, g in method_groups(_mode(inp, mode)):
             cells.setdefault((label, m, u, False), {})[mode] = avg.over_seeds(g, inp.datasets, avg.dataset_mean)
         for m, g in _published_groups(inp, mode):
             key = (row_label(m, "", True), m, "", True)
@@ -146,7 +146,7 @@ def no_ground_truth_notes(cells: pd.DataFrame) -> tuple[str, ...]:
 
 def averages_table(inp: ReportInput, mode: str) -> Table:
     """The three averages per method/checkpoint for one mode (run results only)."""
-    rows = tuple(Row(label, _averages(g, inp), m, u) for label, m, u, g in _groups(_mode(inp, mode)))
+    rows = tuple(Row(label, _averages(g, inp), m, u) for label, m, u, g in method_groups(_mode(inp, mode)))
     return Table(f"averages_{mode}", f"Three averages, {MODE_TITLES[mode]}", AVERAGE_COLUMNS, rows,
                  footnotes=(*average_notes(inp), *no_ground_truth_notes(_mode(inp, mode))))
 
@@ -173,7 +173,7 @@ def ablation_table(inp: ReportInput) -> Table:
 def scaling_table(inp: ReportInput, method: str = "scaledet") -> Table:
     """Figures 3-4 data: direct transfer of ``method`` per checkpoint, by number of upstream datasets."""
     direct = _mode(inp, "direct")
-    groups = [(u, g) for _, m, u, g in _groups(direct) if m == method and u]
+    groups = [(u, g) for _, m, u, g in method_groups(direct) if m == method and u]
     rows = tuple(Row(f"{len(u.split('+'))}: {u}", (*_averages(g, inp), *_dataset_cells(g, inp.datasets)),
                      method, u) for u, g in groups)  # fmt: skip
     notes = ((f"Method {method}, direct transfer; rows are checkpoints ordered by their number of "
@@ -188,7 +188,7 @@ def fewshot_table(inp: ReportInput) -> Table:
     cells = _mode(inp, "fewshot")
     shots = sorted(set(cells["shots"]))
     rows = tuple(Row(label, tuple(avg.over_seeds(g[g["shots"] == k], inp.datasets,
-                 avg.dataset_mean) for k in shots), m, u) for label, m, u, g in _groups(cells))  # fmt: skip
+                 avg.dataset_mean) for k in shots), m, u) for label, m, u, g in method_groups(cells))  # fmt: skip
     notes = ("Each value is the " + avg.DEFINITIONS["mAP"], CELL_NOTE)
     return Table("fewshot", "Few-shot transfer: mean over datasets by number of shots",
                  tuple(f"{k}-shot" for k in shots), rows, footnotes=notes)
