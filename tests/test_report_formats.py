@@ -8,7 +8,7 @@ import io
 import pandas as pd
 
 from harness.reporting.formats import csv_table, latex_table, markdown_table, provenance, tex_escape
-from harness.reporting.model import Missing, Row, Stat, Table
+from harness.reporting.model import Marked, Missing, Note, Row, Stat, Table
 
 TABLE = Table("t", "A_title & more", ("A", "mean"),
               (Row("m [X]", (Stat(45.25, 1.0, 2), Missing("missing")), "m", "X"),
@@ -34,9 +34,19 @@ def test_csv_is_long_with_numbers_and_missing_reason() -> None:
     rows = list(csv.DictReader(io.StringIO(csv_table(TABLE))))
     assert len(rows) == 4
     assert rows[0] == {"method": "m [X]", "published": "False", "column": "A", "mean": "45.2500",
-                       "std": "1.0000", "n": "2", "missing": ""}  # fmt: skip
+                       "std": "1.0000", "n": "2", "missing": "", "mark": ""}  # fmt: skip
     assert rows[1]["missing"] == "missing" and rows[1]["mean"] == ""
     assert rows[3]["published"] == "True"
+
+
+def test_marked_and_text_cells_keep_their_mark_and_text_in_every_format() -> None:
+    """The leaderboard's cells: a value with a leakage mark, and a text cell (a row's protocol)."""
+    table = Table("t", "T", ("A", "protocol"), (Row("m", (Marked(12.5, 0.0, 1, "†"), Note("split glip"))),))
+    assert "| 12.5† | split glip |" in markdown_table(table)
+    rows = list(csv.DictReader(io.StringIO(csv_table(table))))
+    assert rows[0]["mean"] == "12.5000" and rows[0]["mark"] == "†"
+    assert rows[1]["mean"] == "" and rows[1]["missing"] == "split glip"
+    assert "12.5$^\\dagger$ & split glip" in latex_table(table)
 
 
 def test_latex_is_booktabs_with_pm_and_escaped_text() -> None:

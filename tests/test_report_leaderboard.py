@@ -93,4 +93,5 @@ def test_scaledet_and_external_measured_rows_with_leakage_marks(demo, tiny_model
         assert entry.cells[table.columns.index("protocol")].text() == "measured: split test, prompts names"
     assert any(r.label == "GroundingDINO-B (published)" for r in table.rows)  # the odinw13 block covers the demo
     assert "| scaledet [Aquarium+Packages+Raccoon]" in text and "(transformers)" in text
-    assert "† scaledet [Aquarium+Packages+Raccoon]: Raccoon: trained on Raccoon" in text
+    assert "† scaledet [Aquarium+Packages+Raccoon]: trained on Raccoon (the record's upstream datasets): Raccoon." in text
+    assert "? owlv2@" in text and "(transformers): training data not declared" in text

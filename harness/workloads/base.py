@@ -63,6 +63,7 @@ class Workload:
     # the cells about to be submitted -> one error naming every input they need that is absent (run before submitting)
     check_data: Callable[[list[JobSpec]], None] = _no_data_check
     estimate: Callable[[list[JobSpec]], dict[str, Estimate]] | None = None  # None: no GPU-hour estimate
+    no_estimate: str = "CPU only"  # why a workload without ``estimate`` has none (shown in the dry run)
     # (specs, ranks per job, where that number comes from) -> job id -> (global batch, images per rank) or None
     rank_batches: Callable[[list[JobSpec], int, str], dict[str, tuple[int, int] | None]] | None = None
     staged: bool = False  # transfer cells without a starting checkpoint pretrain on the suite's upstream sets
@@ -109,5 +110,5 @@ class Workload:
         """job id -> GPU-hour estimate (n/a for every cell of a workload without one)."""
         specs = list(specs)
         if self.estimate is None:
-            return {s.job_id: Estimate(None, f"n/a ({self.name} workload: CPU only)") for s in specs}
+            return {s.job_id: Estimate(None, f"n/a ({self.name} workload: {self.no_estimate})") for s in specs}
         return self.estimate(specs)

@@ -11,4 +11,4 @@ from harness.workloads.hf.work import check_spec, direct
 EXTERNAL = Method("hf", preset="hf", joint=False, label="external (transformers)")
 
 HF = Workload(name="hf", work={"direct": direct}, methods=(EXTERNAL,), check_spec=check_spec, uses_registry=True,
-              reports=True)
+              reports=True, no_estimate="inference only, no published rate to estimate from")
