@@ -26,9 +26,9 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from hf_tiny_tokenizers import save_bert_tokenizer, save_clip_tokenizer  # noqa: E402
+from hf_tiny_tokenizers import save_bert_tokenizer, save_clip_tokenizer
 
-from harness.workloads.hf.families import family_of  # noqa: E402
+from harness.workloads.hf.families import family_of
 
 CLASSES = ["fish", "jellyfish", "penguin", "puffin", "shark", "starfish", "stingray"]  # Aquarium
 IMAGES = Path(__file__).parents[1] / "harness" / "data" / "demo" / "odinw" / "Raccoon"
