@@ -22,3 +22,16 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """Family name -> a folder holding its tiny model and processor (``save_pretrained``)."""
     root = tmp_path_factory.mktemp("hf-models")
     return {name: save(root / name, DEMO_WORDS) for name, save in SAVERS.items()}
+
+
+def cache_as(folder: Path, cache: Path, repo: str, commit: str) -> Path:
+    """``folder``'s files as the Hugging Face cache holds a downloaded ``repo`` at ``commit`` (the layout
+    huggingface_hub writes: ``refs/main`` names the commit, ``snapshots/<commit>/`` holds the files)."""
+    import shutil
+
+    root = cache / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text(commit)
+    snapshot = root / "snapshots" / commit
+    shutil.copytree(folder, snapshot)
+    return snapshot

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from hf_fixtures import SAVERS
+from hf_fixtures import SAVERS, cache_as
 
 from harness.catalog.datasets import get_dataset, load_split
 from harness.cli import main
@@ -52,6 +52,35 @@ def test_a_direct_cell_of_the_demo_runs_for_every_family(tiny_models, tmp_path: 
     assert record.text_encoder == f"hf:{ref.label}"
     assert 0.0 <= record.metrics["AP"] <= 1.0 and set(record.per_class_ap) == {"raccoon"}
     assert record.config["world_size"] == 1
+    assert model["training_data"] is None  # a local folder: no declared training data
+
+
+def test_a_known_checkpoint_from_the_cache_records_its_revision_and_declared_training_data(
+        tiny_models, tmp_path: Path, monkeypatch) -> None:
+    """The tiny Grounding DINO placed in a Hugging Face cache as IDEA-Research/grounding-dino-base: the cell reads the
+    cache offline, records the repo and commit, and the family's declaration (trained on ODinW-35) marks the
+    leaderboard."""
+    from harness.reporting.cells import load_cells
+    from harness.reporting.leaderboard import leaderboard_table
+    from harness.reporting.model import Marked
+    from harness.reporting.published import load_published
+    from harness.reporting.tables import ReportInput
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = "IDEA-Research/grounding-dino-base"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    cache_as(tiny_models["grounding-dino"], tmp_path / "hub", repo, commit)
+    code = main(["run", "--suite", "demo", "--datasets", "Raccoon", "--model", f"hf:{repo}", "--results-root",
+                 str(tmp_path / "results"), "--runs-root", str(tmp_path / "runs"), "--no-report", "--set", "workers=0"])
+    assert code == 0
+    (record,) = iter_records(tmp_path / "results")
+    assert dict(record.spec["overrides"])["hf_revision"] == commit
+    assert record.config["model"]["id"] == repo and record.config["model"]["revision"] == commit
+    assert "ODinW-35" in record.config["model"]["training_data"]["data"]
+    cells = load_cells(tmp_path / "results", "demo")
+    table = leaderboard_table(ReportInput("demo", ("Raccoon",), cells, load_published("demo")))
+    row = next(r for r in table.rows if r.label == f"{repo}@0123456 (transformers)")
+    assert isinstance(row.cells[0], Marked) and row.cells[0].mark == "†"
 
 
 def test_the_record_scores_exactly_the_adapters_detections(tiny_models, tmp_path: Path) -> None:
@@ -157,3 +186,21 @@ def test_images_of_different_sizes_in_one_batch_get_their_own_detections(tiny_mo
         (alone,) = family.detect(loaded, [image], texts)
         assert torch.equal(found.boxes, alone.boxes) and torch.equal(found.scores, alone.scores)
         assert torch.equal(found.labels, alone.labels)
+
+
+def test_forward_passes_autocast_to_fp16_on_cuda_only(tiny_models) -> None:
+    """``amp`` (on by default) means fp16 autocast on a CUDA device and nothing elsewhere (checked without a GPU:
+    the context each device gets)."""
+    import contextlib
+    import warnings
+
+    from harness.workloads.hf.families.base import Loaded
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDA is not available": the context is what is under test
+        cuda = Loaded(None, None, None, torch.device("cuda:1"), amp=True).autocast()
+    assert isinstance(cuda, torch.autocast) and cuda.device == "cuda" and cuda.fast_dtype == torch.float16
+    assert isinstance(Loaded(None, None, None, torch.device("cuda:1"), amp=False).autocast(), contextlib.nullcontext)
+    family = family_of(tiny_models["owlvit"])
+    loaded = family.load(tiny_models["owlvit"], torch.device("cpu"), amp=True)
+    assert loaded.amp is False and isinstance(loaded.autocast(), contextlib.nullcontext)

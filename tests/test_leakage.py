@@ -14,10 +14,12 @@ from harness.catalog.leakage import (
     upstream_declared,
     verdict,
 )
+from harness.workloads.hf.families import FAMILIES, declared_training
 
 
 def status(model: str, dataset: str) -> str:
-    return verdict(declared_for(model), dataset).status
+    """A published row's verdict, or a checkpoint's as its adapter family declares it."""
+    return verdict(declared_for(model) or declared_training(model), dataset).status
 
 
 def test_sources_of_datasets() -> None:
@@ -60,3 +62,7 @@ def test_a_harness_model_declares_its_upstream_datasets_aliases_included() -> No
 def test_every_declared_entry_names_its_source_and_some_data() -> None:
     assert all(entry.data and entry.source for entry in DECLARED.values())
     assert {"GLIP-T(C)", "GroundingDINO-T", "GroundingDINO-B"} <= set(DECLARED)  # the published external rows
+    for family in FAMILIES:  # every family declares its known checkpoints, each with its source
+        assert family.checkpoints and all(e.data and e.source for e in family.checkpoints.values()), family.name
+    assert declared_training("IDEA-Research/grounding-dino-base") == DECLARED["GroundingDINO-B"]  # one fact
+    assert declared_training("nobody/unknown") is None

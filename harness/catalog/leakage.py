@@ -1,7 +1,8 @@
 """Training-data leakage: which models were trained on a benchmark dataset or on its source.
 
-Each known checkpoint declares its training data as its model card or paper states it (:data:`DECLARED`, keyed by
-Hugging Face repo id, and by the name of a published row). A report cell is
+Each known checkpoint declares its training data as its model card or paper states it: an external model's by its
+adapter family (``harness.workloads.hf.families``, ``Family.checkpoints``, keyed by repo id), a published row's here
+(:data:`DECLARED`, keyed by the row's name). A report cell is
 
 - ``leak`` when that data contains the dataset itself or its source (:func:`sources_of`: every ODinW dataset is in
   ODinW-35, ODinW-13's are in ODinW-13 too; ShellfishOpenImages and VehiclesOpenImages come from OpenImages,
@@ -35,43 +36,20 @@ class Declared:
     complete: bool = True
 
 
-_OWL = "OWL-ViT paper (Minderer et al., ECCV 2022): LiT image-text pretraining, detection training on O365 + VG"
-_OWL2 = "OWLv2 paper (Minderer et al., NeurIPS 2023): self-training on pseudo-annotated WebLI"
-_OWL2_FT = _OWL2 + ", then fine-tuned on O365 + VG ('-finetuned'; '-ensemble' averages both weights)"
 _GDINO = "Grounding DINO README (IDEA-Research/GroundingDINO)"
-_MMGDINO = "MM-Grounding-DINO (mmdetection configs/mm_grounding_dino): pretraining data named in the checkpoint"
-_LLMDET = ("LLMDet paper (Fu et al., CVPR 2025): GroundingCap-1M, fine-tuned from an MM-Grounding-DINO checkpoint "
-           "whose own data is not restated")
-_MMG = "openmmlab-community/mm_grounding_dino_"
+GROUNDING_DINO_T = Declared(("Objects365", "GoldG", "Cap4M"), _GDINO)
+GROUNDING_DINO_B = Declared(("COCO", "Objects365", "GoldG", "Cap4M", "OpenImages", "ODinW-35", "RefCOCO"), _GDINO)
 
+# the published rows of the reports, by their names there (checkpoints of the external families are declared by
+# their adapter family: harness.workloads.hf.families, ``Family.checkpoints``)
 DECLARED: dict[str, Declared] = {
-    **{f"google/owlvit-{size}": Declared(("Objects365", "Visual Genome"), _OWL)
-       for size in ("base-patch32", "base-patch16", "large-patch14")},
-    **{f"google/owlv2-{size}": Declared(("WebLI",), _OWL2) for size in ("base-patch16", "large-patch14")},
-    **{f"google/owlv2-{size}-{variant}": Declared(("WebLI", "Objects365", "Visual Genome"), _OWL2_FT)
-       for size in ("base-patch16", "large-patch14") for variant in ("finetuned", "ensemble")},
-    "IDEA-Research/grounding-dino-tiny": Declared(("Objects365", "GoldG", "Cap4M"), _GDINO),
-    "IDEA-Research/grounding-dino-base": Declared(
-        ("COCO", "Objects365", "GoldG", "Cap4M", "OpenImages", "ODinW-35", "RefCOCO"), _GDINO),
-    _MMG + "tiny_o365v1_goldg": Declared(("Objects365", "GoldG"), _MMGDINO),
-    _MMG + "tiny_o365v1_goldg_grit": Declared(("Objects365", "GoldG", "GRIT"), _MMGDINO),
-    _MMG + "tiny_o365v1_goldg_v3det": Declared(("Objects365", "GoldG", "V3Det"), _MMGDINO),
-    _MMG + "tiny_o365v1_goldg_grit_v3det": Declared(("Objects365", "GoldG", "GRIT", "V3Det"), _MMGDINO),
-    _MMG + "base_o365v1_goldg_v3det": Declared(("Objects365", "GoldG", "V3Det"), _MMGDINO),
-    _MMG + "large_o365v2_oiv6_goldg": Declared(("Objects365", "OpenImages", "GoldG"), _MMGDINO),
-    **{f"iSEE-Laboratory/llmdet_{size}": Declared(("GroundingCap-1M", "COCO", "Flickr30k", "GQA", "V3Det"), _LLMDET,
-                                                  complete=False) for size in ("tiny", "base", "large")},
-    "omlab/omdet-turbo-swin-tiny-hf": Declared(
-        ("Objects365", "GoldG"), "OmDet-Turbo paper (arXiv 2403.06892): detection, grounding, VQA and HOI "
-        "pretraining; only the detection and grounding sets are named here", complete=False),
-    # the published rows of the reports, by their names there
     "GLIP-T(C)": Declared(("Objects365", "GoldG"), "GLIP README (microsoft/GLIP)"),
     "GLIP-T": Declared(("Objects365", "GoldG", "Cap4M"), "GLIP README (microsoft/GLIP)"),
-    "GroundingDINO-T": Declared(("Objects365", "GoldG", "Cap4M"), _GDINO),
+    "GroundingDINO-T": GROUNDING_DINO_T,
     **{f"ScaleDet-{size}": Declared(("LVIS", "COCO", "Objects365", "OpenImages"),
                                     "ScaleDet paper (CVPR 2023): upstream LVIS, COCO, Objects365, OpenImages")
        for size in ("R", "T", "B")},
-    "GroundingDINO-B": Declared(("COCO", "Objects365", "GoldG", "Cap4M", "OpenImages", "ODinW-35", "RefCOCO"), _GDINO),
+    "GroundingDINO-B": GROUNDING_DINO_B,
 }
 
 
@@ -101,7 +79,7 @@ class Verdict:
 def verdict(declared: Declared | None, dataset: str) -> Verdict:
     """Whether a model with ``declared`` training data (None: not declared) saw ``dataset`` or its source."""
     if declared is None:
-        return Verdict(UNKNOWN, "training data not declared (harness.catalog.leakage.DECLARED)")
+        return Verdict(UNKNOWN, "training data not declared (Family.checkpoints, harness.catalog.leakage)")
     overlap = [s for s in sources_of(dataset) if _key(s) in {_key(d) for d in declared.data}]
     if overlap:
         return Verdict(LEAK, f"trained on {' and '.join(overlap)} ({declared.source})")
@@ -111,7 +89,7 @@ def verdict(declared: Declared | None, dataset: str) -> Verdict:
 
 
 def declared_for(model: str) -> Declared | None:
-    """The declared training data of a repo id or published row name (None when unknown)."""
+    """The declared training data of a published row (None when unknown)."""
     return DECLARED.get(model)
 
 

@@ -5,7 +5,8 @@ disagrees with its own columns).
 
 Published rows come from ``harness/data/published_results.yaml`` (direct transfer) and
 ``harness/data/published_external.yaml`` (mmdetection's zero-shot re-runs), whichever lists every dataset of the
-report (the smallest such block). Leakage marks come from ``harness.catalog.leakage``.
+report (the smallest such block). Leakage marks come from ``harness.catalog.leakage`` (the training data of
+external checkpoints as their adapter families declare it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from harness.catalog.leakage import CLEAN, LEAK, Declared, Verdict, declared_for
 from harness.reporting import averages as avg
 from harness.reporting.model import Cell, Marked, Missing, Note, Row, Stat, Table, row_label
 from harness.reporting.tables import ReportInput, method_groups
+from harness.workloads.hf.families import declared_training
 
 EXTERNAL_METHOD = "hf"  # harness.workloads.hf's method: its rows are named by their model
 ROUNDING = 0.1  # a printed mean of values printed to 0.1 may differ from their recomputed mean by this much
@@ -55,7 +57,7 @@ def _measured(inp: ReportInput) -> list[Entry]:
         checkpoint = str(group["checkpoint"].iloc[0])
         if method == EXTERNAL_METHOD:
             label = f"{checkpoint} (transformers)"
-            declared = declared_for(checkpoint.rsplit("@", 1)[0])
+            declared = declared_training(checkpoint.rsplit("@", 1)[0])
         else:
             declared = upstream_declared(upstream.split("+")) if upstream else None
         policies = ", ".join(sorted(set(group["split_policy"])))

@@ -17,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from harness.job import JobSpec
-from harness.workloads.hf.families import family_of
+from harness.workloads.hf.families import declared_training, family_of
 from harness.workloads.hf.inference import predict_external
 from harness.workloads.hf.models import downloads_allowed, resolve
 from harness.workloads.scaledet.work import files_sha, load_source
@@ -89,8 +90,10 @@ def direct(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
         return {"metrics": {}}
     found = coco_eval(source.eval.source, detections)
     log.info("direct %s on %s: AP %.4f", ref.label, spec.dataset, found["AP"])
+    declared = declared_training(ref.name)
     model = {"id": ref.name, "revision": ref.revision, "label": ref.label, "family": family.name,
-             "class": family.model_class, "transformers": transformers.__version__}
+             "class": family.model_class, "transformers": transformers.__version__,
+             "training_data": asdict(declared) if declared else None}
     return {
         "metrics": {k: float(v) for k, v in found.items() if k != "per_class" and isinstance(v, (int, float))},
         "per_class_ap": dict(found.get("per_class", {})),

@@ -1,11 +1,13 @@
 """The adapter families, one :class:`~harness.workloads.hf.families.base.Family` each, found by the ``model_type``
-in a model's ``config.json``. Adding a family is one module here and one entry in :data:`FAMILIES`."""
+in a model's ``config.json``. Adding a family is one module here and one entry in :data:`FAMILIES`; each declares
+the training data of its known checkpoints (``Family.checkpoints``, read by :func:`declared_training`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from harness.catalog.leakage import Declared
 from harness.workloads.hf.families.base import Family
 from harness.workloads.hf.families.grounding_dino import GroundingDino, MMGroundingDino
 from harness.workloads.hf.families.omdet_turbo import OmDetTurbo
@@ -27,3 +29,8 @@ def family_of(folder: Path) -> Family:
         raise ConfigError(f"{config}: model_type {model_type!r} has no adapter; known: "
                           f"{', '.join(sorted(BY_MODEL_TYPE))} (harness.workloads.hf.families)")
     return BY_MODEL_TYPE[model_type]
+
+
+def declared_training(repo_id: str) -> Declared | None:
+    """The training data a family declares for checkpoint ``repo_id`` (None: not a known checkpoint)."""
+    return next((f.checkpoints[repo_id] for f in FAMILIES if repo_id in f.checkpoints), None)

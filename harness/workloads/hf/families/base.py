@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
+from harness.catalog.leakage import Declared
 from scaledet.errors import ConfigError
 
 
@@ -82,6 +83,8 @@ class Family(ABC):
     model_types: ClassVar[tuple[str, ...]]  # the ``config.json`` ``model_type`` values this family reads
     model_class: ClassVar[str]  # transformers class, e.g. "OwlViTForObjectDetection"
     processor_class: ClassVar[str]  # e.g. "OwlViTProcessor"
+    # known checkpoints (repo id) -> their training data as the model card or paper states it (leakage marks)
+    checkpoints: ClassVar[dict[str, Declared]] = {}
 
     def load(self, path: Path, device: torch.device, amp: bool = True) -> Loaded:
         """The model and processor saved in ``path`` (a local directory: a snapshot of the Hugging Face cache or a

@@ -25,6 +25,7 @@ from typing import ClassVar
 import torch
 from PIL import Image
 
+from harness.catalog.leakage import GROUNDING_DINO_B, GROUNDING_DINO_T, Declared
 from harness.workloads.hf.families.base import Family, ImageDetections, Loaded
 from scaledet.errors import ConfigError
 
@@ -50,6 +51,14 @@ def class_spans(texts: Sequence[str]) -> list[tuple[int, int]]:
         spans.append((start, start + len(label)))
         start += len(label) + len(". ")
     return spans
+
+
+_MMG = "openmmlab-community/mm_grounding_dino_"
+_MMG_DATA = {"o365v1": "Objects365", "o365v2": "Objects365", "goldg": "GoldG", "grit": "GRIT", "v3det": "V3Det",
+             "oiv6": "OpenImages"}  # fmt: skip
+_MMGDINO = "MM-Grounding-DINO (mmdetection configs/mm_grounding_dino): pretraining data named in the checkpoint"
+_LLMDET = ("LLMDet paper (Fu et al., CVPR 2025): GroundingCap-1M, fine-tuned from an MM-Grounding-DINO checkpoint "
+           "whose own data is not restated")
 
 
 class _GroundingDinoFamily(Family):
@@ -110,6 +119,8 @@ class GroundingDino(_GroundingDinoFamily):
     name = "grounding-dino"
     model_types = ("grounding-dino",)
     model_class = "GroundingDinoForObjectDetection"
+    checkpoints: ClassVar[dict[str, Declared]] = {
+        "IDEA-Research/grounding-dino-tiny": GROUNDING_DINO_T, "IDEA-Research/grounding-dino-base": GROUNDING_DINO_B}
 
 
 class MMGroundingDino(_GroundingDinoFamily):
@@ -118,3 +129,11 @@ class MMGroundingDino(_GroundingDinoFamily):
     name = "mm-grounding-dino"
     model_types = ("mm-grounding-dino",)
     model_class = "MMGroundingDinoForObjectDetection"
+    # the checkpoint names state their pretraining data; the '_all' checkpoints are not listed (not declared here)
+    checkpoints: ClassVar[dict[str, Declared]] = {
+        **{f"{_MMG}{size}_{data}": Declared(tuple(_MMG_DATA[d] for d in data.split("_")), _MMGDINO)
+           for size, data in (("tiny", "o365v1_goldg"), ("tiny", "o365v1_goldg_grit"), ("tiny", "o365v1_goldg_v3det"),
+                              ("tiny", "o365v1_goldg_grit_v3det"), ("base", "o365v1_goldg_v3det"),
+                              ("large", "o365v2_oiv6_goldg"))},
+        **{f"iSEE-Laboratory/llmdet_{size}": Declared(("GroundingCap-1M", "COCO", "Flickr30k", "GQA", "V3Det"),
+                                                      _LLMDET, complete=False) for size in ("tiny", "base", "large")}}

@@ -36,6 +36,7 @@ from typing import ClassVar
 import torch
 from PIL import Image
 
+from harness.catalog.leakage import Declared
 from harness.workloads.hf.families.base import Family, ImageDetections, Loaded
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ class OmDetTurbo(Family):
     model_types: ClassVar[tuple[str, ...]] = ("omdet-turbo",)
     model_class: ClassVar[str] = "OmDetTurboForObjectDetection"
     processor_class: ClassVar[str] = "OmDetTurboProcessor"
+    checkpoints: ClassVar[dict[str, Declared]] = {"omlab/omdet-turbo-swin-tiny-hf": Declared(
+        ("Objects365", "GoldG"), "OmDet-Turbo paper (arXiv 2403.06892): detection, grounding, VQA and HOI "
+        "pretraining; only the detection and grounding sets are named here", complete=False)}
 
     @staticmethod
     def task_prompt(texts: Sequence[str]) -> str:

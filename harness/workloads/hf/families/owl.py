@@ -34,10 +34,16 @@ from typing import ClassVar
 import torch
 from PIL import Image
 
+from harness.catalog.leakage import Declared
 from harness.workloads.hf.families.base import Family, ImageDetections, Loaded
 from scaledet.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+
+_OWL = "OWL-ViT paper (Minderer et al., ECCV 2022): LiT image-text pretraining, detection training on O365 + VG"
+_OWL2 = "OWLv2 paper (Minderer et al., NeurIPS 2023): self-training on pseudo-annotated WebLI"
+_OWL2_FT = _OWL2 + ", then fine-tuned on O365 + VG ('-finetuned'; '-ensemble' averages both weights)"
 
 
 class _Owl(Family):
@@ -115,6 +121,9 @@ class OwlViT(_Owl):
     model_types: ClassVar[tuple[str, ...]] = ("owlvit",)
     model_class: ClassVar[str] = "OwlViTForObjectDetection"
     processor_class: ClassVar[str] = "OwlViTProcessor"
+    checkpoints: ClassVar[dict[str, Declared]] = {
+        f"google/owlvit-{size}": Declared(("Objects365", "Visual Genome"), _OWL)
+        for size in ("base-patch32", "base-patch16", "large-patch14")}
 
 
 class Owlv2(_Owl):
@@ -124,4 +133,8 @@ class Owlv2(_Owl):
     model_types: ClassVar[tuple[str, ...]] = ("owlv2",)
     model_class: ClassVar[str] = "Owlv2ForObjectDetection"
     processor_class: ClassVar[str] = "Owlv2Processor"
+    checkpoints: ClassVar[dict[str, Declared]] = {
+        **{f"google/owlv2-{size}": Declared(("WebLI",), _OWL2) for size in ("base-patch16", "large-patch14")},
+        **{f"google/owlv2-{size}-{variant}": Declared(("WebLI", "Objects365", "Visual Genome"), _OWL2_FT)
+           for size in ("base-patch16", "large-patch14") for variant in ("finetuned", "ensemble")}}
     pads_to_square: ClassVar[bool] = True
