@@ -130,7 +130,14 @@ def read_image(path: Path, max_side: int | None = None) -> Tensor:
 
 
 def load_image(path: Path, max_side: int | None = None) -> tuple[Tensor, tuple[float, float]]:
-    """The image as :func:`read_image` returns it, and the (x, y) scale applied to it (1 unless reduced).
+    """The image as :func:`read_image` returns it, and the (x, y) scale applied to it (1 unless reduced): the
+    pixels of :func:`load_rgb` as float ``[3, H, W]`` in [0, 1]."""
+    array, scale = load_rgb(path, max_side)
+    return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0), scale
+
+
+def load_rgb(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tuple[float, float]]:
+    """The image as 8-bit RGB ``[H, W, 3]`` (``uint8``), and the (x, y) scale applied to it (1 unless reduced).
 
     - EXIF orientation is applied (``ImageOps.exif_transpose``): boxes refer to the upright image, whose
       size the importers record.
@@ -170,7 +177,7 @@ def load_image(path: Path, max_side: int | None = None) -> tuple[Tensor, tuple[f
         if isinstance(error, DataError):
             raise
         raise DataError(f"cannot decode image {path}: {error}") from error
-    return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0), scale
+    return array, scale
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

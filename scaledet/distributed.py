@@ -35,6 +35,11 @@ def env_local_rank() -> int:
     return _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
 
 
+def rank() -> int:
+    """This process's rank in the joined process group; 0 when no group is joined (one process)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def world_size() -> int:
     """Processes of this run: the joined process group's size, else ``WORLD_SIZE`` / ``SLURM_NTASKS``, else 1."""
     if dist.is_available() and dist.is_initialized():

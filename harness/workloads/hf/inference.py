@@ -1,7 +1,7 @@
 """Prediction of an external detector over a dataset: images decoded by loader workers, batched forward passes,
 each rank of a distributed job predicting its share, rank 0 gathering the detections by image id.
 
-Images are decoded as ScaleDet's jobs decode them (``scaledet.data.load_image``: EXIF orientation, alpha over
+Images are decoded as ScaleDet's jobs decode them (``scaledet.data.load_rgb``: EXIF orientation, alpha over
 white, 16-bit scaled), then handed to the model's processor as RGB ``PIL`` images. Each image keeps the protocol's
 detections per image, highest scores first, in the dataset's own category ids and pixel coordinates.
 """
@@ -12,14 +12,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from harness.workloads.hf.families.base import Family, ImageDetections, Loaded
-from scaledet.data import CocoDataset, load_image
+from scaledet.data import CocoDataset, load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +34,8 @@ class _Images(Dataset):
 
     def __getitem__(self, index: int) -> tuple[int, Image.Image]:
         record = self.dataset.images[self.indices[index]]
-        pixels = load_image(self.dataset.image_root / record["file_name"])[0]
-        array = pixels.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        return int(record["id"]), Image.fromarray(np.ascontiguousarray(array), mode="RGB")
+        array = load_rgb(self.dataset.image_root / record["file_name"])[0]
+        return int(record["id"]), Image.fromarray(array, mode="RGB")
 
 
 def _batch(items: list[tuple[int, Image.Image]]) -> tuple[list[int], list[Image.Image]]:

@@ -21,14 +21,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from harness.job import JobSpec
 from harness.workloads.hf.families import declared_training, family_of
 from harness.workloads.hf.inference import predict_external
 from harness.workloads.hf.models import downloads_allowed, resolve
 from harness.workloads.scaledet.work import files_sha, load_source
-from scaledet.distributed import resolve_device, world_size
+from scaledet.distributed import rank, resolve_device, world_size
 from scaledet.errors import ConfigError
 from scaledet.evaluation import coco_eval
 from scaledet.names import check_name
@@ -66,10 +64,6 @@ def check_spec(spec: JobSpec) -> None:
     settings(spec)
 
 
-def _rank() -> int:
-    return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-
-
 def direct(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     import transformers
 
@@ -86,7 +80,7 @@ def direct(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     detections = predict_external(family, loaded, source.eval, texts, threshold=SCORE_THRESH,
                                   detections_per_image=scoring.detections_per_image,
                                   batch_size=int(work["batch_size"]), workers=int(work["workers"]))
-    if _rank() != 0:
+    if rank() != 0:
         return {"metrics": {}}
     found = coco_eval(source.eval.source, detections)
     log.info("direct %s on %s: AP %.4f", ref.label, spec.dataset, found["AP"])

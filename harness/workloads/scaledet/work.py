@@ -45,7 +45,7 @@ from harness.workloads.schedule import Schedule
 from scaledet import checkpoints as ckpt
 from scaledet.config import Config, load_config, preset, with_overrides
 from scaledet.data import CocoDataset
-from scaledet.distributed import resolve_device, world_size
+from scaledet.distributed import rank, resolve_device, world_size
 from scaledet.engine import check_choices, evaluate, predict, train
 from scaledet.errors import CheckpointError, ConfigError, DataError, WeightsUnavailableError
 from scaledet.evaluation import coco_eval
@@ -214,10 +214,6 @@ def score(model, source: Source, label_space: LabelSpace, device) -> dict[str, A
     return {**found, "scoring": settings.to_dict()}
 
 
-def _rank() -> int:
-    return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-
-
 # ---------------------------------------------------------------- pretrain
 
 
@@ -243,7 +239,7 @@ def pretrain(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
              cfg.train.max_steps, f", from {start[0]}" if start else "")
     result = train(cfg, [s.train for s in sources], space, run_dir / "checkpoints", device=device,
                    init_state=start[1]["model"] if start else None)
-    if _rank() != 0:
+    if rank() != 0:
         return {"metrics": {}}
     metrics: dict[str, float] = {}
     per_class: dict[str, float] = {}
@@ -400,7 +396,7 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     cfg = _scaled(Schedule.of(spec).apply(cfg, len(train_set)))
     device = resolve_device(work.get("device"))
     best = select_on_valid(cfg, spec, train_set, space, state, run_dir, device)
-    if _rank() != 0:
+    if rank() != 0:
         return {"metrics": {}}
     from scaledet.detector import build_detector
 
@@ -433,7 +429,7 @@ def select_on_valid(cfg: Config, spec: JobSpec, train_set: CocoDataset, space: L
             continue
         chunk = replace(cfg, train=replace(cfg.train, max_steps=stop))
         result = train(chunk, [train_set], space, out_dir, device=device, init_state=start["model"])
-        if _rank() != 0:
+        if rank() != 0:
             continue
         valid_ap = float(evaluate(result.model, valid, space, device)["AP"])
         progress["scored"][stop] = valid_ap

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,6 +30,12 @@ class ImageDetections:
     boxes: torch.Tensor
     scores: torch.Tensor
     labels: torch.Tensor
+
+    @staticmethod
+    def on_cpu(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> ImageDetections:
+        """Detections from a post-processing's tensors: float32 boxes and scores, int64 labels, on the CPU (so
+        chunks and images concatenate whatever device the model ran on)."""
+        return ImageDetections(boxes.float().cpu(), scores.float().cpu(), labels.to(torch.int64).cpu())
 
     @staticmethod
     def empty() -> ImageDetections:
@@ -61,18 +67,27 @@ class ImageDetections:
 class Loaded:
     """A family's model and processor, on ``device``; ``amp``: forward passes under fp16 autocast (CUDA only)."""
 
-    family: Family
     model: Any
     processor: Any
     device: torch.device
     amp: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def autocast(self):
         """fp16 autocast on CUDA when ``amp`` is set, else nothing."""
         if self.amp and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
+
+    def forward(self, inputs: Any) -> Any:
+        """The model's outputs for the processor's ``inputs`` (moved to the device): one pass under
+        ``torch.inference_mode`` (OmDet-Turbo caches tensors that must never meet autograd) and :meth:`autocast`,
+        its floating-point tensors cast to float32 for the post-processing."""
+        with torch.inference_mode(), self.autocast():
+            outputs = self.model(**inputs.to(self.device))
+        for key, value in list(outputs.items()):
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                outputs[key] = value.float()
+        return outputs
 
 
 class Family(ABC):
@@ -94,7 +109,7 @@ class Family(ABC):
         model = getattr(transformers, self.model_class).from_pretrained(str(path), local_files_only=True)
         processor = getattr(transformers, self.processor_class).from_pretrained(str(path), local_files_only=True)
         model.to(device).eval()
-        return Loaded(self, model, processor, torch.device(device), amp=amp and torch.device(device).type == "cuda")
+        return Loaded(model, processor, torch.device(device), amp=amp and torch.device(device).type == "cuda")
 
     @abstractmethod
     def fits(self, loaded: Loaded, texts: Sequence[str]) -> bool:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from types import SimpleNamespace
 from typing import ClassVar
 
 import torch
@@ -92,14 +91,11 @@ class _GroundingDinoFamily(Family):
         inputs = loaded.processor(images=rgb, text=[merged_text(texts)] * len(rgb), return_tensors="pt")
         if inputs["input_ids"][0].tolist() != ids:
             raise RuntimeError("the processor tokenised the merged class texts differently")
-        inputs = inputs.to(loaded.device)
-        with torch.inference_mode(), loaded.autocast():
-            outputs = loaded.model(**inputs)
-        raw = SimpleNamespace(logits=outputs.logits.float(), pred_boxes=outputs.pred_boxes.float())
+        outputs = loaded.forward(inputs)
         results = loaded.processor.post_process_grounded_object_detection(
-            raw, input_ids=inputs["input_ids"], threshold=KEEP_EVERY_QUERY, text_threshold=1.0,
+            outputs, input_ids=inputs["input_ids"], threshold=KEEP_EVERY_QUERY, text_threshold=1.0,
             target_sizes=[(image.height, image.width) for image in rgb])
-        probs = raw.logits.sigmoid()
+        probs = outputs.logits.sigmoid()
         scores = torch.stack([probs[..., p].mean(-1) for p in positions], dim=-1)  # (batch, queries, classes)
         found = []
         for result, image_scores in zip(results, scores, strict=True):
@@ -107,8 +103,7 @@ class _GroundingDinoFamily(Family):
             if len(boxes) != len(image_scores):
                 raise RuntimeError(f"post-processing kept {len(boxes)} of {len(image_scores)} queries")
             query, label = torch.nonzero(image_scores >= threshold, as_tuple=True)
-            found.append(ImageDetections(boxes[query].float().cpu(), image_scores[query, label].float().cpu(),
-                                         label.to(torch.int64).cpu()))
+            found.append(ImageDetections.on_cpu(boxes[query], image_scores[query, label], label))
         log.debug("%s: %d images, %d classes, %d tokens", self.name, len(rgb), len(texts), len(ids))
         return found
 

@@ -33,7 +33,6 @@ import logging
 from collections.abc import Sequence
 from typing import ClassVar
 
-import torch
 from PIL import Image
 
 from harness.catalog.leakage import Declared
@@ -80,15 +79,11 @@ class OmDetTurbo(Family):
                      threshold: float) -> list[ImageDetections]:
         images = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
         inputs = loaded.processor(images=images, text=[list(texts)] * len(images), return_tensors="pt")
-        with torch.inference_mode(), loaded.autocast():  # see the module's doc: never under autograd
-            outputs = loaded.model(**inputs.to(loaded.device))
-        for key, value in list(outputs.items()):
-            if isinstance(value, torch.Tensor) and value.is_floating_point():
-                outputs[key] = value.float()
+        outputs = loaded.forward(inputs)  # under inference_mode: see the module's doc, never under autograd
         num_queries, num_classes = outputs.decoder_class_logits.shape[1:]
         results = loaded.processor.post_process_grounded_object_detection(
             outputs, threshold=threshold, target_sizes=[(im.height, im.width) for im in images],
             max_num_det=num_queries * num_classes)
         log.debug("omdet-turbo: %d images, %d classes, %d queries", len(images), num_classes, num_queries)
-        return [ImageDetections(r["boxes"].float().cpu(), r["scores"].float().cpu(), r["labels"].long().cpu())
-                for r in results]
+        return [ImageDetections.on_cpu(r["boxes"], r["scores"], r["labels"]) for r in results]
+

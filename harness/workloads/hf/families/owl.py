@@ -31,7 +31,6 @@ import logging
 from collections.abc import Sequence
 from typing import ClassVar
 
-import torch
 from PIL import Image
 
 from harness.catalog.leakage import Declared
@@ -101,17 +100,11 @@ class _Owl(Family):
         if not texts:
             return [ImageDetections.empty() for _ in images]
         inputs = loaded.processor(images=list(images), text=[list(texts)] * len(images), return_tensors="pt")
-        inputs = inputs.to(loaded.device)
-        with torch.inference_mode(), loaded.autocast():
-            outputs = loaded.model(**inputs)
-        for key, value in list(outputs.items()):
-            if isinstance(value, torch.Tensor) and value.is_floating_point():
-                outputs[key] = value.float()
+        outputs = loaded.forward(inputs)
         results = loaded.processor.post_process_grounded_object_detection(
             outputs, threshold=threshold, target_sizes=[self.target_size(image) for image in images])
         log.debug("%s: %d image(s) x %d queries", self.name, len(images), len(texts))
-        return [ImageDetections(r["boxes"].float().cpu(), r["scores"].float().cpu(), r["labels"].long().cpu())
-                for r in results]
+        return [ImageDetections.on_cpu(r["boxes"], r["scores"], r["labels"]) for r in results]
 
 
 class OwlViT(_Owl):
