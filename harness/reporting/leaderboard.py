@@ -12,26 +12,33 @@ external checkpoints as their adapter families declare it).
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from typing import Any
 
-import yaml
-
-from harness.catalog.leakage import CLEAN, LEAK, Declared, Verdict, declared_for, upstream_declared, verdict
+from harness.catalog.leakage import (
+    CLEAN,
+    LEAK,
+    UNKNOWN,
+    Declared,
+    Verdict,
+    declared_for,
+    upstream_declared,
+    verdict,
+)
 from harness.reporting import averages as avg
 from harness.reporting.model import Cell, Marked, Missing, Note, Row, Stat, Table, row_label
+from harness.reporting.published import EXTERNAL, PAPERS, load_yaml
 from harness.reporting.tables import ReportInput, method_groups
+from harness.workloads.hf import EXTERNAL as EXTERNAL_MODELS
 from harness.workloads.hf.families import declared_training
 
-EXTERNAL_METHOD = "hf"  # harness.workloads.hf's method: its rows are named by their model
 ROUNDING = 0.1  # a printed mean of values printed to 0.1 may differ from their recomputed mean by this much
-MARKS = {LEAK: "†", "unknown": "?"}
+MARKS = {LEAK: "†", UNKNOWN: "?"}
 
 
 @dataclass
 class Entry:
-    """One leaderboard row before it becomes cells."""
+    """One leaderboard row before it becomes cells; ``verdicts``: its leakage per dataset of the report."""
 
     label: str
     published: bool
@@ -44,10 +51,6 @@ class Entry:
     verdicts: dict[str, Verdict] = field(default_factory=dict)
 
 
-def _yaml(name: str) -> dict[str, Any]:
-    return yaml.safe_load(resources.files("harness").joinpath(f"data/{name}").read_text(encoding="utf-8"))
-
-
 def _measured(inp: ReportInput) -> list[Entry]:
     direct = inp.cells[inp.cells["mode"] == "direct"]
     entries = []
@@ -55,7 +58,7 @@ def _measured(inp: ReportInput) -> list[Entry]:
         done = group[group["status"] == "done"]
         values = {d: avg.stat(list(g["ap"])) for d, g in done.groupby("dataset") if d in inp.datasets}
         checkpoint = str(group["checkpoint"].iloc[0])
-        if method == EXTERNAL_METHOD:
+        if method == EXTERNAL_MODELS.name:
             label = f"{checkpoint} (transformers)"
             declared = declared_training(checkpoint.rsplit("@", 1)[0])
         else:
@@ -67,35 +70,32 @@ def _measured(inp: ReportInput) -> list[Entry]:
     return entries
 
 
+def _published_entry(method: str, aps: Mapping[str, float], printed: float, protocol: str) -> Entry:
+    """A published row: its per-dataset AP (none for a source that prints only a mean) and printed mean."""
+    return Entry(row_label(method, "", True), True, {d: Stat(float(v), 0.0, 1) for d, v in aps.items()},
+                 declared_for(method), f"published: {protocol}", printed,
+                 statistics.fmean(aps.values()) if aps else None, method)
+
+
 def _published(datasets: tuple[str, ...]) -> list[Entry]:
     entries = []
-    paper = _yaml("published_results.yaml")
+    paper = load_yaml(PAPERS)
     if set(datasets) <= set(paper["dataset_order"]):
         for method, row in paper["direct"].items():
-            aps = dict(zip(paper["dataset_order"], row.get("ap", []), strict=False))
-            entries.append(Entry(row_label(method, "", True), True, {d: Stat(float(v), 0.0, 1) for d, v in aps.items()},
-                                 declared_for(method), f"published: {paper['source']}", float(row["mean"]),
-                                 statistics.fmean(aps.values()) if aps else None, method))
-    external = _yaml("published_external.yaml")
+            aps = dict(zip(paper["dataset_order"], row["ap"], strict=True)) if "ap" in row else {}
+            entries.append(_published_entry(method, aps, float(row["mean"]), paper["source"]))
+    external = load_yaml(EXTERNAL)
     blocks = [b for b in ("odinw13", "odinw35") if set(datasets) <= set(external[b]["datasets"])]
     for block in blocks[:1]:
-        for method, row in external[block].items():
-            if method == "datasets":
-                continue
+        rows = {method: row for method, row in external[block].items() if method != "datasets"}
+        for method, row in rows.items():
             aps = dict(zip(external[block]["datasets"], row["ap"], strict=True))
-            entries.append(Entry(row_label(method, "", True), True, {d: Stat(float(v), 0.0, 1) for d, v in aps.items()},
-                                 declared_for(method), f"published: {external['source']}; {external['protocol']}",
-                                 float(row["printed_mean"]), statistics.fmean(aps.values()), method))
+            entries.append(_published_entry(method, aps, float(row["printed_mean"]),
+                                            f"{external['source']}; {external['protocol']}"))
     return entries
 
 
-def _mean(values: list[float]) -> float | None:
-    return statistics.fmean(values) if values else None
-
-
 def _cells(entry: Entry, datasets: tuple[str, ...]) -> tuple[Cell, ...]:
-    for dataset in datasets:
-        entry.verdicts[dataset] = verdict(entry.declared, dataset)
     if entry.published and not entry.values:  # a source that prints only a mean: marked if it covers a leak
         printed = _printed(entry)
         if isinstance(printed, Stat) and any(v.status == LEAK for v in entry.verdicts.values()):
@@ -121,15 +121,14 @@ def _cells(entry: Entry, datasets: tuple[str, ...]) -> tuple[Cell, ...]:
     return (*cells, mean, zero_shot, _printed(entry), Note(entry.protocol))
 
 
-def _mark_notes(entry: Entry, datasets: tuple[str, ...]) -> list[str]:
+def _mark_notes(entry: Entry, datasets: Sequence[str]) -> list[str]:
     """One footnote per mark of ``entry``: each reason with the columns it marks."""
     notes = []
     for status, mark in MARKS.items():
         by_reason: dict[str, list[str]] = {}
         for dataset in datasets:
-            found = entry.verdicts.get(dataset)
-            if found is not None and found.status == status:
-                by_reason.setdefault(found.reason, []).append(dataset)
+            if entry.verdicts[dataset].status == status:
+                by_reason.setdefault(entry.verdicts[dataset].reason, []).append(dataset)
         if by_reason:
             parts = [f"{reason}: {'every column' if len(names) == len(datasets) else ', '.join(names)}"
                      for reason, names in by_reason.items()]
@@ -156,6 +155,8 @@ def leaderboard_table(inp: ReportInput) -> Table:
         return Table("leaderboard", "Leaderboard: zero-shot (direct) transfer, measured and published",
                      ("mean",), (), stub="model")
     entries = _measured(inp) + (_published(inp.datasets) if inp.published is not None else [])
+    for entry in entries:
+        entry.verdicts = {dataset: verdict(entry.declared, dataset) for dataset in inp.datasets}
     rows = sorted((Row(e.label, _cells(e, inp.datasets), e.method, "", e.published) for e in entries), key=_sort_key)
     notes = [
         ("Measured rows: this store's direct (zero-shot) cells, AP x100, mean over seeds. Published rows: copied "
@@ -175,6 +176,3 @@ def flagged_means(table: Table) -> list[str]:
     """The rows whose printed mean disagrees with their own columns (for tests and the CLI)."""
     column = table.columns.index("printed mean")
     return [row.label for row in table.rows if isinstance(row.cells[column], Marked)]
-
-
-

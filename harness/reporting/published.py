@@ -1,5 +1,6 @@
 """Published numbers (package data ``harness/data/published_results.yaml``) as report cells: ODinW-13 per
-dataset and mode, and the upstream tables (Table 1, Table 8a)."""
+dataset and mode, and the upstream tables (Table 1, Table 8a); :func:`load_yaml` reads it and
+``published_external.yaml`` (the leaderboard's)."""
 
 from __future__ import annotations
 
@@ -24,14 +25,19 @@ class Published:
     means: dict[tuple[str, str], float]  # (mode, method) -> printed mean, for rows with no per-dataset AP
 
 
-def _load_yaml() -> dict[str, Any]:
-    text = resources.files("harness").joinpath("data/published_results.yaml").read_text(encoding="utf-8")
+PAPERS = "published_results.yaml"  # the paper's tables (and GLIP's, Detic's rows)
+EXTERNAL = "published_external.yaml"  # mmdetection's zero-shot re-runs of other detectors on ODinW
+
+
+def load_yaml(name: str = PAPERS) -> dict[str, Any]:
+    """Package data file ``harness/data/<name>`` of published numbers, parsed."""
+    text = resources.files("harness").joinpath(f"data/{name}").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 
 def load_published(suite: str = "odinw13") -> Published:
     """The published rows for ``suite`` (only ODinW-13 has any; other suites get none)."""
-    data = _load_yaml()
+    data = load_yaml()
     rows: list[dict[str, Any]] = []
     means: dict[tuple[str, str], float] = {}
     if suite == "odinw13":
@@ -48,7 +54,7 @@ def load_published(suite: str = "odinw13") -> Published:
 
 def printed_means(mode: str) -> dict[str, float]:
     """The mean each published row prints in its source (to check the recomputed means against)."""
-    return {method: float(entry["mean"]) for method, entry in _load_yaml()[mode].items()}
+    return {method: float(entry["mean"]) for method, entry in load_yaml()[mode].items()}
 
 
 def _cell(suite: str, mode: str, method: str, dataset: str, ap: float) -> dict[str, Any]:
@@ -73,7 +79,7 @@ class UpstreamRow:
 def upstream_rows(table: str) -> tuple[str, list[UpstreamRow]]:
     """(source, rows) of published upstream table ``table`` (``table1``, ``table8a``, ``table4``, ``tableA``). A
     row's ``ap`` is a list in ``upstream_order`` or, for a table with fewer columns (Table 4), a mapping."""
-    data = _load_yaml()
+    data = load_yaml()
     order = data["upstream_order"]
     rows = [UpstreamRow(str(e["method"]), str(e["upstream"]), {str(k): float(v) for k, v in (
         e["ap"].items() if isinstance(e["ap"], dict) else zip(order, e["ap"], strict=True))}, float(e["mean"]))
