@@ -4,6 +4,9 @@
 import os
 import tempfile
 
+import pytest
+import torch
+
 pytest_plugins = ["ci_skips"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -19,3 +22,14 @@ from download_fixtures import mushrooms_zip, server  # noqa: F401
 
 # tiny randomly initialised models of every external (transformers) adapter family, saved once per session
 from hf_fixtures import tiny_models  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread while a module's tests run (``pytestmark = pytest.mark.usefixtures("one_thread")``): the
+    test machine has 2 shared cores, and threads fighting other jobs made small models' passes and training steps
+    up to ~20x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,7 +1,10 @@
-"""Shared set-up for engine tests: a tiny-backbone config and real Packages images as COCO."""
+"""Shared set-up for engine tests: a tiny-backbone config, real Packages images as COCO, and the environment of a
+rank of a CPU (gloo) process group."""
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import torch
@@ -27,3 +30,18 @@ def packages(tmp: Path) -> tuple[CocoDataset, LabelSpace]:
     space = LabelSpace.from_embeddings(ds.category_names, torch.randn(1, 8, generator=torch.Generator().manual_seed(0)),
                                        "packages")
     return ds, space
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the rendezvous port of a test's process group)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rank_environment(rank: int, world: int, port: int) -> None:
+    """This process as rank ``rank`` of ``world`` the way torchrun/submitit set it up (env:// rendezvous on
+    127.0.0.1:``port``), with one intra-op thread (the ranks share the test machine's cores)."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)

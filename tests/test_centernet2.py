@@ -26,6 +26,8 @@ from scaledet.detector import build_detector, check_detector
 from scaledet.errors import ConfigError
 from scaledet.labels import LabelSpace
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread
+
 CFG = ModelConfig(detector="centernet2", backbone="tiny", weights=None, fpn_channels=32, representation_size=32,
                   min_size_test=128, max_size_test=128, proposal_convs=1, box_batch_size_per_image=64,
                   detections_per_image=20)
@@ -33,15 +35,6 @@ CFG = ModelConfig(detector="centernet2", backbone="tiny", weights=None, fpn_chan
 # level shapes of a 128 x 128 image on P3-P7 (strides 8 .. 128) and where each level starts in the flat order
 SHAPES_128 = [(16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]
 OFFSETS_128 = [0, 256, 256 + 64, 256 + 64 + 16, 256 + 64 + 16 + 4]  # 0, 256, 320, 336, 340; 341 locations
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine has 2 shared cores: intra-op threads fighting other jobs made a training step ~20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _space(n: int, dataset: str = "d", dim: int = 8, seed: int = 0) -> LabelSpace:

@@ -4,15 +4,13 @@ with identical weights, and a run resumed from a checkpoint draws the images the
 from __future__ import annotations
 
 import itertools
-import os
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.multiprocessing as mp
-from engine_fixtures import packages, tiny_config
+from engine_fixtures import free_port, packages, tiny_config
 
 from scaledet.checkpoints import load_checkpoint, weights_digest
 from scaledet.detector import build_detector
@@ -23,19 +21,12 @@ BATCH = 4  # global: 2 images per rank per step on 2 ranks
 STEPS = 4
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, world: int, port: int, tmp: str, tests_dir: str, detector: str) -> None:
     sys.path.insert(0, tests_dir)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
+    from engine_fixtures import packages, rank_environment, tiny_config
+
+    rank_environment(rank, world, port)
     import torch.distributed as dist
-    from engine_fixtures import packages, tiny_config
 
     from scaledet import engine
 
@@ -61,7 +52,7 @@ def _worker(rank: int, world: int, port: int, tmp: str, tests_dir: str, detector
 
 @pytest.mark.parametrize("detector", ["faster_rcnn", "centernet2"])
 def test_two_cpu_processes_split_the_global_batch_and_resume_exactly(tmp_path, detector):
-    port = _free_port()
+    port = free_port()
     mp.spawn(_worker, args=(2, port, str(tmp_path), str(Path(__file__).parent), detector), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     a, b = ranks[0]["straight"], ranks[1]["straight"]

@@ -18,6 +18,8 @@ from harness.workloads.hf.families.base import Family, ImageDetections, Loaded
 from harness.workloads.hf.families.grounding_dino import GroundingDino, MMGroundingDino
 from scaledet.errors import ConfigError
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread
+
 RACCOON = Path(__file__).resolve().parents[1] / "harness/data/demo/odinw/Raccoon/Raccoon.v2-raw.coco"
 IMAGE = RACCOON / "test/raccoon-105.jpg"  # 320 wide, 427 high
 SAME_SIZE_IMAGE = RACCOON / "train/raccoon-103.jpg"  # also 320 x 427
@@ -31,15 +33,6 @@ MANY = ["fish", "jellyfish", "penguin", "puffin", "shark", "starfish", "stingray
 TOO_LONG = "an extraordinarily long class description"
 BUILDERS = {"grounding-dino": (GroundingDino(), save_tiny_grounding_dino),
             "mm-grounding-dino": (MMGroundingDino(), save_tiny_mm_grounding_dino)}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (on a shared machine, far faster)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _load(tmp_path_factory, name: str, max_text_len: int) -> tuple[Family, Loaded, Path]:

@@ -15,6 +15,8 @@ from harness.workloads.hf.families.base import Family, ImageDetections, Loaded
 from harness.workloads.hf.families.owl import Owlv2, OwlViT
 from scaledet.errors import ConfigError
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread
+
 ROOT = Path(__file__).resolve().parents[1]
 RACCOON = ROOT / "harness/data/demo/odinw/Raccoon/Raccoon.v2-raw.coco/test/raccoon-105.jpg"  # 320 wide, 427 high
 MUSHROOMS = ROOT / "harness/data/demo/odinw/NorthAmericaMushrooms/North American Mushrooms.v1-416x416.coco/valid"
@@ -22,15 +24,6 @@ TEXTS = ["raccoon", "chanterelle", "cow"]
 WORDS = [*TEXTS, "fish", "penguin", "a", "photo", "of"]
 PATCHES = 16  # the tiny models' 4 x 4 grid: one box per patch
 FAMILIES = {"owlvit": (OwlViT(), save_tiny_owlvit), "owlv2": (Owlv2(), save_tiny_owlv2)}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread while this module runs: the tiny models' passes are far faster so on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,14 @@ each model revision its own job id, scores the same detections the adapter gives
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.multiprocessing as mp
+from engine_fixtures import free_port
 from hf_fixtures import SAVERS, cache_as
 
 from harness.catalog.datasets import get_dataset, load_split
@@ -133,17 +132,11 @@ def test_external_models_run_zero_shot_only_and_a_missing_model_stops_the_plan(t
     assert code != 0 and "nobody/no-such-model" in err and "hf download nobody/no-such-model" in err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _sharded(rank: int, world: int, port: int, spec_json: str, out: str, tests_dir: str) -> None:
     sys.path.insert(0, tests_dir)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
+    from engine_fixtures import rank_environment
+
+    rank_environment(rank, world, port)
     import torch.distributed as dist
 
     dist.init_process_group("gloo")
@@ -158,7 +151,7 @@ def test_two_ranks_score_what_one_rank_scores(tiny_models, tmp_path: Path) -> No
     spec = JobSpec("demo", "Raccoon", "direct", "hf", 3, split_policy="test", overrides=(
         ("hf_model", ref.name), ("hf_revision", ref.revision), ("workers", 0), ("batch_size", 2)))
     one = work.direct(spec, tmp_path / "one")
-    mp.spawn(_sharded, args=(2, _free_port(), spec.canonical_json(), str(tmp_path), str(Path(__file__).parent)),
+    mp.spawn(_sharded, args=(2, free_port(), spec.canonical_json(), str(tmp_path), str(Path(__file__).parent)),
              nprocs=2, join=True)
     two = json.loads((tmp_path / "rank0.json").read_text())
     assert json.loads((tmp_path / "rank1.json").read_text()) == {"metrics": {}}
@@ -198,9 +191,9 @@ def test_forward_passes_autocast_to_fp16_on_cuda_only(tiny_models) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "CUDA is not available": the context is what is under test
-        cuda = Loaded(None, None, None, torch.device("cuda:1"), amp=True).autocast()
+        cuda = Loaded(None, None, torch.device("cuda:1"), amp=True).autocast()
     assert isinstance(cuda, torch.autocast) and cuda.device == "cuda" and cuda.fast_dtype == torch.float16
-    assert isinstance(Loaded(None, None, None, torch.device("cuda:1"), amp=False).autocast(), contextlib.nullcontext)
+    assert isinstance(Loaded(None, None, torch.device("cuda:1"), amp=False).autocast(), contextlib.nullcontext)
     family = family_of(tiny_models["owlvit"])
     loaded = family.load(tiny_models["owlvit"], torch.device("cpu"), amp=True)
     assert loaded.amp is False and isinstance(loaded.autocast(), contextlib.nullcontext)
