@@ -6,6 +6,9 @@ import contextlib
 import io
 import json
 import logging
+from collections.abc import Collection, Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,8 @@ log = logging.getLogger(__name__)
 logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)  # its summary table is logged at INFO per call
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+# exact types whose values validation.is_number accepts once finite (np.float64 is a float subclass)
+_NUMBER_TYPES = frozenset({int, float, np.float64})
 
 
 def _ground_truth(gt: str | Path | dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -38,22 +43,92 @@ def _checked_ground_truth(data: Any, where: str) -> dict[str, Any]:
     validation.check_layout(data, where)
     names = validation.check_categories(data["categories"], where)
     images = validation.check_images(data["images"], where, need_file_name=False)
+    checked = _bulk_annotations(data["annotations"], images, names)
+    if checked is None:  # something needs a closer look: one by one, the first problem is the error
+        checked = []
+        for number, ann in enumerate(data["annotations"]):
+            bbox = validation.check_annotation(ann, number, where, images, names)
+            checked.append((ann["image_id"], ann["category_id"], bbox,
+                            float(ann.get("area", bbox[2] * bbox[3])), int(ann.get("iscrowd", 0))))
     annotations = []
-    negative = 0
-    for number, ann in enumerate(data["annotations"]):
-        bbox = validation.check_annotation(ann, number, where, images, names)
+    for image_id, category_id, bbox, area, iscrowd in checked:
         if bbox[2] < 0 or bbox[3] < 0:
-            negative += 1
             continue
-        annotations.append({"id": len(annotations) + 1, "image_id": ann["image_id"],
-                            "category_id": ann["category_id"], "bbox": bbox,
-                            "area": float(ann.get("area", bbox[2] * bbox[3])),
-                            "iscrowd": int(ann.get("iscrowd", 0))})
+        annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category_id,
+                            "bbox": bbox, "area": area, "iscrowd": iscrowd})
+    negative = len(checked) - len(annotations)
     if negative:
         log.warning("%s: %d ground-truth boxes with negative width or height dropped from the evaluation",
                     where, negative)
     return {"info": {}, "licenses": [], "images": [{"id": i} for i in images],
             "categories": [{"id": c, "name": n} for c, n in names.items()], "annotations": annotations}
+
+
+def _bulk_annotations(annotations: list[Any], images: Mapping[int, Any], names: Mapping[int, str]
+                      ) -> list[tuple[int, int, list[float], float, int]] | None:
+    """``(image_id, category_id, bbox, area, iscrowd)`` of each annotation, checked in bulk; None when any
+    annotation is not plainly valid (then ``validation.check_annotation`` finds and names the problem)."""
+    if not all(type(a) is dict for a in annotations):
+        return None
+    try:
+        image_ids = list(map(itemgetter("image_id"), annotations))
+        category_ids = list(map(itemgetter("category_id"), annotations))
+        boxes = _bulk_boxes(list(map(itemgetter("bbox"), annotations)))
+    except KeyError:
+        return None
+    has_area = np.array(["area" in a for a in annotations], dtype=bool)
+    given_areas = _bulk_numbers([a["area"] for a in annotations if "area" in a])
+    crowd = [a.get("iscrowd", 0) for a in annotations]
+    if (boxes is None or given_areas is None or not _plain_ids(image_ids, images)
+            or not _plain_ids(category_ids, names) or not {type(v) for v in crowd} <= {int}
+            or not set(crowd) <= {0, 1}):
+        return None
+    with np.errstate(over="ignore"):  # huge boxes: inf, as Python's float product gives
+        areas = boxes[:, 2] * boxes[:, 3]
+    areas[has_area] = given_areas
+    return list(zip(image_ids, category_ids, boxes.tolist(), areas.tolist(), crowd))
+
+
+def _plain_ids(values: list[Any], known: Collection[int]) -> bool:
+    """Every value an ``int`` (not a bool or another subclass) that is in ``known``."""
+    return {type(v) for v in values} <= {int} and set(values).issubset(known)
+
+
+def _bulk_numbers(values: list[Any]) -> np.ndarray | None:
+    """The values as floats when every one is a finite int or float, else None."""
+    if not {type(v) for v in values} <= _NUMBER_TYPES:
+        return None
+    try:
+        out = np.array(values, dtype=float)
+    except OverflowError:  # an int beyond float range: not a finite number
+        return None
+    return out if np.isfinite(out).all() else None
+
+
+def _bulk_boxes(boxes: list[Any]) -> np.ndarray | None:
+    """``[N, 4]`` floats when every box is a list or tuple of 4 finite numbers, else None."""
+    if not {type(b) for b in boxes} <= {list, tuple} or not {len(b) for b in boxes} <= {4}:
+        return None
+    flat = _bulk_numbers(list(chain.from_iterable(boxes)))
+    return None if flat is None else flat.reshape(-1, 4)
+
+
+def result_arrays(detections: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(image_id, category_id, bbox, score)`` of a COCO results list as arrays ``[N]`` int64, ``[N]`` int64,
+    ``[N, 4]`` float (xywh) and ``[N]`` float, without a Python object per detection (LVIS and OpenImages
+    scoring). A record without these fields, or a bbox that is not 4 numbers, is a ``DataError``."""
+    n = len(detections)
+    try:
+        boxes = list(map(itemgetter("bbox"), detections))
+        if {len(b) for b in boxes} - {4}:
+            raise ValueError("a bbox is not [x, y, w, h]")
+        return (np.fromiter(map(itemgetter("image_id"), detections), np.int64, n),
+                np.fromiter(map(itemgetter("category_id"), detections), np.int64, n),
+                np.fromiter(chain.from_iterable(boxes), float, 4 * n).reshape(n, 4),
+                np.fromiter(map(itemgetter("score"), detections), float, n))
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
+        raise DataError("detections must be COCO results with image_id, category_id, bbox [x, y, w, h] and "
+                        f"score: {type(error).__name__}: {error}") from error
 
 
 def coco_eval(gt: str | Path | dict[str, Any], detections: list[dict[str, Any]]) -> dict[str, Any]:
@@ -114,6 +189,9 @@ def _checked_detections(detections: Any, data: dict[str, Any]) -> list[dict[str,
         raise DataError(f"detections must be a list of COCO results, got {type(detections).__name__}")
     cats = {c["id"] for c in data["categories"]}
     images = {i["id"] for i in data["images"]}
+    fast = _bulk_detections(detections, cats, images)
+    if fast is not None:
+        return fast
     out = []
     for number, det in enumerate(detections):
         where = f"detection {number}"
@@ -134,3 +212,23 @@ def _checked_detections(detections: Any, data: dict[str, Any]) -> list[dict[str,
         out.append({"image_id": det["image_id"], "category_id": det["category_id"], "bbox": bbox,
                     "score": float(det["score"])})
     return out
+
+
+def _bulk_detections(detections: list[Any] | tuple[Any, ...], cats: set[int], images: set[int]
+                     ) -> list[dict[str, Any]] | None:
+    """The clean copies :func:`_checked_detections` makes, checked in bulk (no Python call per detection);
+    None when any detection is not plainly valid (then the one-by-one check names the problem)."""
+    if not all(type(d) is dict for d in detections):
+        return None
+    try:
+        image_ids = list(map(itemgetter("image_id"), detections))
+        category_ids = list(map(itemgetter("category_id"), detections))
+        boxes = _bulk_boxes(list(map(itemgetter("bbox"), detections)))
+        scores = _bulk_numbers(list(map(itemgetter("score"), detections)))
+    except KeyError:
+        return None
+    if (boxes is None or scores is None or (boxes[:, 2:] < 0).any()
+            or not _plain_ids(image_ids, images) or not _plain_ids(category_ids, cats)):
+        return None
+    return [{"image_id": i, "category_id": c, "bbox": b, "score": s}
+            for i, c, b, s in zip(image_ids, category_ids, boxes.tolist(), scores.tolist())]

@@ -203,3 +203,44 @@ def test_bad_detections_are_data_errors_naming_the_detection_and_the_field():
     thin = coco_eval(gt, [ok, {**ok, "bbox": [50.0, 0.0, 0.0, 5.0]}, {**ok, "bbox": [50.0, 0.0, 5.0, 0.0]},
                           {**ok, "bbox": [60.0, 0.0, 0.5, 0.5]}])
     assert thin["AP"] == pytest.approx(1.0)
+
+
+def test_every_valid_form_of_a_record_scores_the_same_and_an_invalid_one_is_named(monkeypatch):
+    # records are checked in bulk when they are plain (ints, floats, lists, tuples: no Python call per record,
+    # which keeps coco_eval close to faster-coco-eval's own time) and one by one otherwise; both accept the same
+    # records with the same values, and the one-by-one check names the first bad one
+    from collections import OrderedDict
+
+    from scaledet import validation
+
+    gt, dets = _case(4)
+    plain = coco_eval(gt, dets)
+
+    def one_by_one(*args, **kwargs):
+        raise AssertionError("a plain record was checked one by one")
+
+    for name in ("check_annotation", "check_bbox"):
+        monkeypatch.setattr(validation, name, one_by_one)
+    forms = copy.deepcopy(gt)
+    for k, ann in enumerate(forms["annotations"]):
+        ann["bbox"] = tuple(ann["bbox"]) if k % 3 == 0 else [np.float64(v) for v in ann["bbox"]]
+        if k % 4 == 0:
+            del ann["area"]  # it was the box's: w * h
+    varied = [{**d, "bbox": tuple(d["bbox"]), "score": np.float64(d["score"])} if k % 2 else d
+              for k, d in enumerate(dets)]
+    assert coco_eval(forms, varied) == plain  # still the bulk path
+    monkeypatch.undo()
+    forms["annotations"][0]["iscrowd"] = False  # a bool is a valid iscrowd, and a dict subclass a valid record
+    varied[1] = OrderedDict(varied[1])
+    assert coco_eval(forms, varied) == plain  # the one-by-one path
+    # otherwise plain records, one of them bad: refused, by name (the bulk check hands them to the one-by-one one)
+    for k, bad, message in ((2, {"score": np.float32(0.5)}, "^detection 2: field 'score' must be a finite number"),
+                            (3, {"bbox": [0.0, 0.0, float("inf"), 1.0]}, "^detection 3: field 'bbox' must be a list")):
+        with pytest.raises(DataError, match=message):
+            coco_eval(gt, [*dets[:k], {**dets[k], **bad}, *dets[k + 1:]])
+    for bad, message in (({"area": float("nan")}, "field 'area' must be a finite number"),
+                         ({"iscrowd": 2}, "field 'iscrowd' must be 0 or 1")):
+        broken = copy.deepcopy(gt)
+        broken["annotations"][3].update(bad)
+        with pytest.raises(DataError, match=message):
+            coco_eval(broken, dets)

@@ -117,3 +117,77 @@ def test_agrees_with_the_lvis_package(tmp_path, monkeypatch, seed: int) -> None:
     for key in ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"):
         assert ours[key] == pytest.approx(reference.results[key], abs=1e-12), key
     assert 0.05 < ours["AP"] < 0.95  # a case that exercises matching, not a degenerate 0 or 1
+
+
+def _tied_case(seed: int) -> tuple[dict, list[dict]]:
+    """40 images, 12 categories: ignored and zero-area boxes, zero-width detections, scores with ties (one
+    decimal) within and across images, and more detections per image than the cap, ties at the cut."""
+    rng = random.Random(seed)
+    cats = [{"id": i, "name": f"c{i}", "frequency": "rcf"[i % 3]} for i in range(1, 13)]
+    images, anns, dets = [], [], []
+    for img in range(1, 41):
+        present = rng.sample(range(1, 13), 3)
+        absent = [c for c in range(1, 13) if c not in present]
+        images.append({"id": img, "width": 300, "height": 300, "neg_category_ids": rng.sample(absent, 3),
+                       "not_exhaustive_category_ids": present[:1] if img % 4 == 0 else []})
+        for cat in present:
+            for _ in range(rng.randint(1, 4)):
+                x, y, w, h = rng.uniform(0, 200), rng.uniform(0, 200), rng.uniform(4, 120), rng.uniform(4, 120)
+                ann = {"id": len(anns) + 1, "image_id": img, "category_id": cat, "bbox": [x, y, w, h],
+                       "area": 0.0 if rng.random() < 0.05 else w * h * rng.uniform(0.5, 1.0)}
+                if rng.random() < 0.05:
+                    ann["ignore"] = 1
+                anns.append(ann)
+                for _ in range(rng.randint(0, 3)):
+                    dets.append({"image_id": img, "category_id": cat if rng.random() < 0.7 else rng.randint(1, 12),
+                                 "score": round(rng.random(), 1),
+                                 "bbox": [x + rng.uniform(-8, 8), y + rng.uniform(-8, 8), w * rng.uniform(0.8, 1.2),
+                                          h * rng.uniform(0.8, 1.2) if rng.random() < 0.97 else 0.0]})
+        for _ in range(8):
+            dets.append({"image_id": img, "category_id": rng.randint(1, 12), "score": round(rng.random(), 1),
+                         "bbox": [rng.uniform(0, 250), rng.uniform(0, 250), rng.uniform(3, 90), rng.uniform(3, 90)]})
+    rng.shuffle(dets)
+    return {"info": {}, "licenses": [], "images": images, "categories": cats, "annotations": anns}, dets
+
+
+def test_identical_to_the_lvis_package_with_ties_zero_areas_and_the_cap(tmp_path, monkeypatch) -> None:
+    lvis = pytest.importorskip("lvis", reason="the reference lvis package is a dev dependency")
+    monkeypatch.setattr(np, "float", float, raising=False)
+    gt, dets = _tied_case(3)
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(gt))
+    reference = lvis.LVISEval(lvis.LVIS(str(path)), lvis.LVISResults(lvis.LVIS(str(path)), copy.deepcopy(dets), 15),
+                              "bbox")
+    reference.run()
+    ours = lvis_eval(gt, dets, max_dets=15)
+    for key in ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"):
+        assert ours[key] == reference.results[key], key  # the same numbers, to the last bit
+    for k, cat in enumerate(reference.params.cat_ids):
+        p = reference.eval["precision"][:, :, k, 0]
+        assert ours["per_class"][f"c{cat}"] == (p[p > -1].mean() if (p > -1).any() else -1.0)
+    assert 0.05 < ours["AP"] < 0.95
+    assert ours != lvis_eval(gt, dets, max_dets=-1)  # the cap changed something (no cap: all detections)
+
+
+def test_a_detection_with_equal_ious_takes_the_later_box_as_the_reference_does() -> None:
+    # boxes A and B overlap the first detection equally (IoU 90/110); the reference keeps the later box (B), so
+    # the second detection, exactly on A, matches A at every threshold. Taking A first would leave it B (IoU 2/3).
+    gt = {"images": [{"id": 1, "neg_category_ids": [], "not_exhaustive_category_ids": []}],
+          "categories": [{"id": 1, "name": "a", "frequency": "f"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0.0, 0.0, 10.0, 10.0], "area": 100.0},
+                          {"id": 2, "image_id": 1, "category_id": 1, "bbox": [2.0, 0.0, 10.0, 10.0], "area": 100.0}]}
+    dets = [{"image_id": 1, "category_id": 1, "bbox": [1.0, 0.0, 10.0, 10.0], "score": 0.9},
+            {"image_id": 1, "category_id": 1, "bbox": [0.0, 0.0, 10.0, 10.0], "score": 0.8}]
+    # IoU 0.50..0.80: both true positives (AP 1); 0.85..0.95: a miss, then a hit (precision 1/2 up to recall 1/2)
+    assert lvis_eval(gt, dets)["AP"] == pytest.approx((7 + 3 * 51 * 0.5 / 101) / 10)
+
+
+def test_malformed_detections_are_data_errors() -> None:
+    from scaledet.errors import DataError
+
+    with pytest.raises(DataError, match="not in the ground truth"):
+        lvis_eval(_gt(), [{**_dets()[0], "image_id": 9}])
+    with pytest.raises(DataError, match=r"bbox \[x, y, w, h\] and score: ValueError"):
+        lvis_eval(_gt(), [*_dets(), {**_dets()[0], "bbox": [0, 0, 1]}])
+    with pytest.raises(DataError, match="KeyError: 'score'"):
+        lvis_eval(_gt(), [{k: v for k, v in _dets()[0].items() if k != "score"}])

@@ -82,3 +82,104 @@ def test_group_of_boxes() -> None:
     missed = boxes + [(2, "Person", [0, 0, 50, 50], True)]  # a group-of box nobody detects is one miss
     result = openimages_eval(_gt([{"id": 1}, {"id": 2}], missed), dets, openimages_hierarchy())
     assert result["per_class"] == pytest.approx({"Person": 1 / 3 + (1 / 3) * (2 / 3)})
+
+
+def test_zero_size_detections_are_dropped_as_the_reference_does() -> None:
+    # the TF evaluator removes boxes with xmax <= xmin or ymax <= ymin before matching: not a false positive
+    gt = _gt([{"id": 1}], [(1, "Person", [0, 0, 10, 10], False)])
+    dets = [_det(1, "Person", [50, 50, 0, 10], 0.99), _det(1, "Person", [50, 50, 10, 0], 0.98),
+            _det(1, "Person", [0, 0, 10, 10], 0.9)]
+    assert openimages_eval(gt, dets, openimages_hierarchy())["per_class"] == {"Person": 1.0}
+
+
+FAMILY = ["Person", "Man", "Woman", "Animal", "Mammal", "Carnivore", "Dog", "Cat", "Vehicle", "Land vehicle", "Car"]
+
+
+def _random_case(seed: int) -> tuple[dict, list[dict]]:
+    """30 images over a family of related classes: group-of boxes and their members, positive and negative
+    image-level labels, detections of parents, children and unverified classes, distinct scores."""
+    import random
+
+    rng = random.Random(seed)
+    images, boxes, dets = [], [], []
+    for img in range(1, 31):
+        present = rng.sample(FAMILY, 2)
+        images.append({"id": img, "pos_category_ids": [ID[rng.choice(FAMILY)]] if rng.random() < 0.3 else [],
+                       "neg_category_ids": [ID[n] for n in rng.sample(FAMILY, 2) if n not in present]})
+        for name in present:
+            for _ in range(rng.randint(1, 3)):
+                group = rng.random() < 0.25
+                x, y, w, h = rng.uniform(0, 100), rng.uniform(0, 100), rng.uniform(10, 90), rng.uniform(10, 90)
+                boxes.append((img, name, [x, y, w, h], group))
+                for _ in range(rng.randint(0, 4 if group else 2)):
+                    box = ([x + rng.uniform(0, 0.7) * w, y + rng.uniform(0, 0.7) * h, w * 0.3, h * 0.3] if group else
+                           [x + rng.uniform(-5, 5), y + rng.uniform(-5, 5), w * rng.uniform(0.8, 1.2),
+                            h * rng.uniform(0.8, 1.2)])
+                    label = name if rng.random() < 0.7 else rng.choice(FAMILY)
+                    dets.append(_det(img, label, box, rng.random()))
+        for _ in range(3):
+            dets.append(_det(img, rng.choice(FAMILY), [rng.uniform(0, 150), rng.uniform(0, 150), rng.uniform(5, 60),
+                                                      rng.uniform(5, 60)], rng.random()))
+    return _gt(images, boxes), dets
+
+
+def _by_definition(gt: dict, dets: list[dict]) -> dict[str, float]:
+    """The protocol of the module docstring, one image and class at a time (slow, plain Python)."""
+    import numpy as np
+
+    up, down = hierarchy_relations(openimages_hierarchy())
+    mid = {c["id"]: c["mid"] for c in gt["categories"]}
+    cid = {c["mid"]: c["id"] for c in gt["categories"]}
+    verified = {img["id"]: {cid[a] for p in img["pos_category_ids"] for a in up[mid[p]]}
+                | {cid[d] for n in img["neg_category_ids"] for d in down[mid[n]]} for img in gt["images"]}
+    truth: dict = {}
+    for ann in gt["annotations"]:
+        for a in up[mid[ann["category_id"]]]:
+            truth.setdefault((ann["image_id"], cid[a]), []).append((ann["bbox"], ann["iscrowd"]))
+            verified[ann["image_id"]].add(cid[a])
+    found: dict = {}
+    for det in dets:
+        for a in up[mid[det["category_id"]]]:
+            if cid[a] in verified[det["image_id"]]:
+                found.setdefault((det["image_id"], cid[a]), []).append(det)
+
+    def overlap(d: list[float], g: list[float], over_detection: bool) -> float:
+        iw = max(0.0, min(d[0] + d[2], g[0] + g[2]) - max(d[0], g[0]))
+        ih = max(0.0, min(d[1] + d[3], g[1] + g[3]) - max(d[1], g[1]))
+        return iw * ih / (d[2] * d[3] if over_detection else d[2] * d[3] + g[2] * g[3] - iw * ih)
+
+    entries: dict = {}
+    for (img, c), found_here in found.items():
+        single = [b for b, group in truth.get((img, c), []) if not group]
+        group = [b for b, is_group in truth.get((img, c), []) if is_group]
+        taken, group_best = set(), {}
+        for det in sorted(found_here, key=lambda d: -d["score"]):
+            ious = [overlap(det["bbox"], b, False) for b in single]
+            best = ious.index(max(ious)) if ious else None
+            if best is not None and ious[best] >= 0.5 and best not in taken:
+                taken.add(best)
+                entries.setdefault(c, []).append((det["score"], 1.0))
+                continue
+            ioas = [overlap(det["bbox"], b, True) for b in group]
+            if ioas and max(ioas) >= 0.5:
+                g = ioas.index(max(ioas))
+                group_best[g] = max(group_best.get(g, 0.0), det["score"])
+                continue
+            entries.setdefault(c, []).append((det["score"], 0.0))
+        entries.setdefault(c, []).extend((s, 1.0) for s in group_best.values())
+    counts: dict = {}
+    for (_, c), here in truth.items():
+        counts[c] = counts.get(c, 0) + len(here)
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    return {names[c]: average_precision(np.array([s for s, _ in entries.get(c, [])]),
+                                        np.array([t for _, t in entries.get(c, [])]), n) for c, n in counts.items()}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_agrees_with_the_protocol_computed_one_image_and_class_at_a_time(seed: int) -> None:
+    gt, dets = _random_case(seed)
+    expected = _by_definition(gt, dets)
+    result = openimages_eval(gt, dets, openimages_hierarchy())
+    assert result["per_class"] == pytest.approx(expected, abs=1e-12)
+    assert result["AP50"] == pytest.approx(sum(expected.values()) / len(expected), abs=1e-12)
+    assert len(expected) >= 8 and 0.1 < result["AP50"] < 0.9
