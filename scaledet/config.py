@@ -17,6 +17,7 @@ import yaml
 
 from scaledet.errors import ConfigError
 from scaledet.names import did_you_mean
+from scaledet.precision import LEGACY_AMP, check_mode
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Training inputs: the augmentation (the paper's large-scale jitter crop, or detectron2's standard multi-scale
-    resize), flips, repeat factor sampling, loader."""
+    """Inputs: for training, the augmentation (the paper's large-scale jitter crop, or detectron2's standard
+    multi-scale resize), flips, repeat factor sampling, loader; for prediction, the loader and batch."""
 
     augmentation: str = "lsj"  # "lsj": large-scale jitter (paper §4.1); "standard": detectron2's (Table 3, UniDet)
     train_size: int = 640  # lsj: the square canvas
@@ -63,7 +64,17 @@ class DataConfig:
     repeat_factors: str = "combined"  # category frequencies over the union of datasets (the paper's), or per_dataset
     batch_size: int = 8  # global, all ranks together (detectron2's IMS_PER_BATCH): each loads batch_size / world size
     num_workers: int = 2
+    # training loader (scaledet.engine; docs/library.md "Training input pipeline"): page-locked batches so host->GPU
+    # copies overlap compute ("auto": on when training on CUDA), worker processes kept alive between iterations and
+    # batches each worker loads ahead (both only with num_workers > 0)
+    pin_memory: str | bool = "auto"
+    persistent_workers: bool = True
+    prefetch_factor: int = 2
     single_dataset: bool = False  # the baseline trains on exactly one dataset
+    # prediction passes (scaledet.inference): images per forward pass, decoding workers, mixed precision (CUDA only)
+    test_batch_size: int = 4
+    test_workers: int = 2
+    test_amp: str = "off"  # scaledet.precision.AMP_MODES; "off" scores in float32 as the paper's detectron2 does
 
 
 @dataclass(frozen=True)
@@ -80,7 +91,8 @@ class TrainConfig:
     lr_steps: tuple[int, ...] = (60000, 80000)
     gamma: float = 0.1
     clip_norm: float = 1.0  # 0 disables gradient clipping
-    amp: bool = True  # used on CUDA only
+    amp: str = "fp16"  # scaledet.precision.AMP_MODES, CUDA only: "fp16" (+ GradScaler, the paper's), "bf16", "off"
+    channels_last: bool = False  # NHWC weights and inputs for convolutional backbones (no-op for swin)
     checkpoint_every: int = 5000
     keep_checkpoints: int = 3  # newest step checkpoints kept on disk; 0 keeps all
     seed: int = 0
@@ -161,6 +173,11 @@ def typed_override(key: str, value: Any) -> Any:
     part = getattr(Config(), section, None) if name else None
     if not dataclasses.is_dataclass(part) or name not in {f.name for f in dataclasses.fields(part)}:
         return tuple(value) if isinstance(value, list) else value
+    if key in _FIELD_VALUES:  # checked now; a legacy true/false stays as given (the job ids it made stay the same)
+        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+            value = _BOOL_WORDS[value.strip().lower()]
+        _field_value(key, value, "override")
+        return value
     current = getattr(part, name)
     if isinstance(value, str) and current is not None and not isinstance(current, str):
         try:
@@ -168,6 +185,45 @@ def typed_override(key: str, value: Any) -> Any:
         except yaml.YAMLError as error:
             raise ConfigError(f"override {key}: cannot parse {value!r}: {error}") from None
     return _coerce(value, current, f"override {key}")
+
+
+_BOOL_WORDS = {"true": True, "false": False, "yes": True, "no": False, "on": True}  # as YAML reads them
+
+
+def _amp_mode(value: Any) -> str:
+    """``train.amp``: one of ``scaledet.precision.AMP_MODES``. The ``true``/``false`` of configs written before the
+    modes existed (old files, sweep overrides, checkpoints' and records' stored configs) read as ``"fp16"`` (what
+    ``true`` did: float16 autocast with a gradient scaler, on CUDA) and ``"off"``."""
+    if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+        value = _BOOL_WORDS[value.strip().lower()]
+    if isinstance(value, bool):
+        return LEGACY_AMP[value]
+    try:
+        return check_mode(value)
+    except ConfigError as error:
+        raise ConfigError(f"{error} (true/false of older configs mean fp16/off)") from None
+
+
+def _pin_memory(value: Any) -> str | bool:
+    """``data.pin_memory``: ``"auto"`` (on when training on CUDA), ``true`` or ``false``."""
+    if isinstance(value, str) and value.strip().lower() in (*_BOOL_WORDS, "off", "auto"):
+        value = {**_BOOL_WORDS, "off": False, "auto": "auto"}[value.strip().lower()]
+    if value == "auto" or isinstance(value, bool):
+        return value
+    raise ConfigError(f"data.pin_memory is {value!r}; expected auto, true or false")
+
+
+# fields whose values are more than their type: "section.name" -> the value as the config holds it (ConfigError
+# naming the key and the valid values otherwise)
+_FIELD_VALUES = {"train.amp": _amp_mode, "data.pin_memory": _pin_memory}
+_SECTIONS = {ModelConfig: "model", DataConfig: "data", TrainConfig: "train"}
+
+
+def _field_value(key: str, value: Any, where: str) -> Any:
+    try:
+        return _FIELD_VALUES[key](value)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def _merge(obj: Any, updates: dict[str, Any], where: str) -> Any:
@@ -182,8 +238,11 @@ def _merge(obj: Any, updates: dict[str, Any], where: str) -> Any:
                 f"valid: {', '.join(fields)}"
             )
         current = getattr(obj, key)
+        dotted = f"{_SECTIONS.get(type(obj))}.{key}"
         if dataclasses.is_dataclass(current):
             changes[key] = _merge(current, value, f"{where}: {key}")
+        elif dotted in _FIELD_VALUES:  # its message names the key: "override 'x': train.amp is ..."
+            changes[key] = _field_value(dotted, value, where.removesuffix(f": {_SECTIONS[type(obj)]}"))
         else:
             changes[key] = _coerce(value, current, f"{where}: {key}")
     return dataclasses.replace(obj, **changes)

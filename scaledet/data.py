@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import random
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -203,11 +206,32 @@ def image_targets(dataset: CocoDataset, index: int, mapping: dict[int, int]) -> 
     return {"boxes": boxes[keep], "labels": labels[keep], "image_id": torch.tensor(image["id"])}
 
 
+@contextlib.contextmanager
+def seeded_global_rngs(seed: int) -> Iterator[None]:
+    """Inside: the process's global CPU random streams (torch's default generator, numpy's, Python's) seeded from
+    ``seed`` (a stream distinct from ``torch.Generator().manual_seed(seed)``'s); after: restored to where they
+    were. So a transform that draws from them (a user's, a torchvision one) is a function of the sample's seed
+    too, whichever process or loader worker runs it and whatever ran there before, and the caller's streams do
+    not move (with ``num_workers=0`` the caller is the training process, whose RNG the model uses)."""
+    derived = (int(seed) * 6364136223846793005 + 1442695040888963407) % 2**64  # one LCG step: not seed's stream
+    saved = torch.default_generator.get_state(), np.random.get_state(), random.getstate()
+    torch.default_generator.manual_seed(derived)  # CPU only: CUDA generators are not touched
+    np.random.seed(derived % 2**32)
+    random.seed(derived)
+    try:
+        yield
+    finally:
+        torch.default_generator.set_state(saved[0])
+        np.random.set_state(saved[1])
+        random.setstate(saved[2])
+
+
 class DetectionDataset(torch.utils.data.Dataset):
     """Images and targets of one or more COCO datasets, labels mapped into one label space.
 
-    Indexing takes ``i`` or ``(i, seed)``: the seed drives the random transform, so augmentation is a
-    function of the sampler's stream (exact resume, any number of workers). With ``max_side``, larger
+    Indexing takes ``i`` or ``(i, seed)``: the seed drives the random transform (its generator, and the global
+    random streams while it runs: :func:`seeded_global_rngs`), so augmentation is a function of the sampler's
+    stream (exact resume, any number of workers, persistent or not). With ``max_side``, larger
     images are reduced while decoding (``load_image``) and their boxes scaled by the same factors.
     """
 
@@ -236,7 +260,8 @@ class DetectionDataset(torch.utils.data.Dataset):
         if (sx, sy) != (1.0, 1.0):
             target["boxes"] = target["boxes"] * torch.tensor([sx, sy, sx, sy])
         if self.transform is not None:
-            image, target = self.transform(image, target, torch.Generator().manual_seed(int(seed)))
+            with seeded_global_rngs(seed):
+                image, target = self.transform(image, target, torch.Generator().manual_seed(int(seed)))
         return image, target
 
 

@@ -1,26 +1,30 @@
-"""Training and inference loops: Adam + warm-up + steps, clipping, AMP (CUDA), checkpoints, resume, DDP."""
+"""The training loop: Adam + warm-up + steps, clipping, AMP (CUDA), checkpoints, resume, DDP; and rebuilding a
+detector from a checkpoint. Prediction and scoring are :mod:`scaledet.inference`'s."""
 
 from __future__ import annotations
 
 import logging
+import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 from scaledet import checkpoints as ckpt
-from scaledet.config import Config, TrainConfig, load_config
-from scaledet.data import CocoDataset, DetectionDataset, category_mapping, collate, read_image
+from scaledet.backbones import BACKBONES
+from scaledet.config import Config, DataConfig, TrainConfig, load_config
+from scaledet.data import CocoDataset, DetectionDataset, category_mapping, collate
 from scaledet.detector import Detector, build_detector, check_detector
 from scaledet.distributed import DistInfo, barrier, init_distributed, resolve_device, world_size
 from scaledet.errors import ConfigError, ScaleDetError
 from scaledet.labels import LabelSpace
-from scaledet.protocol import ScoringSettings, scoring_settings
+from scaledet.precision import AMP_MODES, amp_dtype, autocast, needs_scaler
 from scaledet.sampling import REPEAT_FACTOR_MODES, RepeatFactorSampler, dataset_repeat_factors
 from scaledet.transforms import AUGMENTATIONS, training_transform
 
@@ -39,6 +43,7 @@ class TrainResult:
     step: int
     history: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
+    pipeline: dict[str, Any] = field(default_factory=dict)  # the input pipeline in effect (:func:`pipeline_settings`)
 
 
 def lr_lambda(cfg: TrainConfig):
@@ -89,18 +94,110 @@ def class_image_counts(datasets: Sequence[CocoDataset], label_space: LabelSpace)
     return torch.tensor(counts, dtype=torch.float64)
 
 
-def _loader(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace, sampler, batch: int) -> Any:
-    """The training loader of one rank, ``batch`` images per step (its share of the global batch)."""
+def loader_settings(data: DataConfig, device: torch.device) -> dict[str, Any]:
+    """The ``DataLoader`` arguments ``data`` asks for on ``device``: ``num_workers``; ``pin_memory`` (``"auto"``: on
+    when training on CUDA; never off CUDA, where there is no host-to-device copy to speed up); ``persistent_workers``
+    and ``prefetch_factor`` with workers only (the ``DataLoader`` refuses them without)."""
+    workers = int(data.num_workers)
+    pin = data.pin_memory if isinstance(data.pin_memory, bool) else True
+    return {"num_workers": workers, "pin_memory": bool(pin) and torch.device(device).type == "cuda",
+            "persistent_workers": bool(data.persistent_workers) and workers > 0,
+            "prefetch_factor": int(data.prefetch_factor) if workers > 0 else None}
+
+
+def derived_seed(*parts: int) -> int:
+    """A 64-bit seed that is a fixed function of ``parts`` (any ints), different parts giving unrelated seeds."""
+    words = [int(p) % 2**64 for p in parts]
+    state = np.random.SeedSequence(words).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 32 | int(state[1])
+
+
+class WorkerSeeds:
+    """``worker_init_fn`` of the training loader: worker ``k`` seeds its global random streams (torch's CPU
+    generator, numpy's, Python's) from (``train.seed``, rank, the sampler position the loader starts at, ``k``).
+
+    Augmentation does not draw from these: each sample's transform runs on its own seed from the sampler (position
+    in this rank's stream, :class:`scaledet.sampling.RepeatFactorSampler`; see ``DetectionDataset``), so it is the
+    same for any number of workers and after a resume. These seeds make the rest of a worker's work reproducible
+    too; :meth:`base` seeds the loader's own generator (PyTorch's per-worker base seed), so neither draws from
+    the training process's global RNG."""
+
+    def __init__(self, seed: int, rank: int, start: int):
+        self.seed, self.rank, self.start = int(seed), int(rank), int(start)
+
+    def worker(self, worker_id: int) -> int:
+        return derived_seed(self.seed, self.rank, self.start, worker_id + 1)
+
+    def base(self) -> int:
+        return derived_seed(self.seed, self.rank, self.start, 0)
+
+    def __call__(self, worker_id: int) -> None:
+        seed = self.worker(worker_id)
+        torch.default_generator.manual_seed(seed)  # CPU only: a worker has no CUDA
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+
+
+def _loader(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace, sampler, batch: int,
+            device: torch.device | None = None) -> torch.utils.data.DataLoader:
+    """The training loader of one rank, ``batch`` images per step (its share of the global batch), with the
+    :func:`loader_settings` of ``device`` (default CPU) and :class:`WorkerSeeds`."""
     mappings = [category_mapping(ds, label_space) for ds in datasets]
     transform = training_transform(cfg.data)
     dataset = DetectionDataset(list(datasets), mappings, transform)
+    settings = loader_settings(cfg.data, device if device is not None else torch.device("cpu"))
+    seeds = WorkerSeeds(cfg.train.seed, getattr(sampler, "rank", 0), getattr(sampler, "consumed", 0))
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch, sampler=sampler, num_workers=cfg.data.num_workers,
-        collate_fn=collate, generator=torch.Generator(),  # keep the global RNG untouched (exact resume)
+        dataset, batch_size=batch, sampler=sampler, collate_fn=collate, **settings,
+        worker_init_fn=seeds if settings["num_workers"] > 0 else None,
+        generator=torch.Generator().manual_seed(seeds.base()),  # keep the global RNG untouched (exact resume)
     )
 
 
-def _resume(out_dir: Path, model, optimizer, scheduler, sampler, label_space: LabelSpace, info: DistInfo) -> int:
+def pipeline_settings(cfg: Config, device: torch.device, channels_last: bool) -> dict[str, Any]:
+    """The training input pipeline in effect (logged when training starts, saved in checkpoints): loader settings,
+    the autocast dtype (``None``: float32), whether a gradient scaler runs, whether weights and inputs are
+    channels-last."""
+    dtype = amp_dtype(cfg.train.amp, device)
+    return {**loader_settings(cfg.data, device), "amp": cfg.train.amp,
+            "amp_dtype": str(dtype).removeprefix("torch.") if dtype is not None else None,
+            "grad_scaler": needs_scaler(cfg.train.amp, device), "channels_last": channels_last,
+            "device": str(device)}
+
+
+def _nhwc_inputs(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Forward pre-hook: the backbone's batched image tensor in channels-last memory format."""
+    if args and isinstance(args[0], Tensor) and args[0].dim() == 4:
+        return (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
+    return args
+
+
+def apply_channels_last(model: Detector, enabled: bool) -> bool:
+    """With ``enabled`` (``train.channels_last``) and a convolutional backbone (``model.config.backbone``; not
+    swin), put the model's 4-d weights in channels-last (NHWC) memory format and have its backbone take its batched
+    images so; the values, and so the results up to float rounding, are unchanged. Returns whether it did."""
+    if not enabled:
+        return False
+    spec = BACKBONES.get(model.config.backbone)
+    if spec is not None and not spec.convolutional:
+        log.info("train.channels_last: backbone %s is not convolutional; weights and inputs left as they are",
+                 model.config.backbone)
+        return False
+    model.to(memory_format=torch.channels_last)
+    backbone = getattr(model, "backbone", None)
+    if isinstance(backbone, nn.Module) and not getattr(backbone, "_nhwc_inputs", False):  # once per model
+        backbone.register_forward_pre_hook(_nhwc_inputs)
+        backbone._nhwc_inputs = True
+    return True
+
+
+def grad_scaler(cfg: TrainConfig, device: torch.device) -> torch.amp.GradScaler:
+    """The gradient scaler of ``train.amp`` on ``device``: enabled for float16 on CUDA only (a no-op otherwise)."""
+    return torch.amp.GradScaler("cuda", enabled=needs_scaler(cfg.amp, device))
+
+
+def _resume(out_dir: Path, model, optimizer, scheduler, sampler, label_space: LabelSpace, info: DistInfo,
+            scaler: torch.amp.GradScaler | None = None) -> int:
     last = ckpt.find_last(out_dir)
     if last is None:
         return 0
@@ -110,6 +207,8 @@ def _resume(out_dir: Path, model, optimizer, scheduler, sampler, label_space: La
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     sampler.load_state_dict(state["sampler"])
+    if scaler is not None and scaler.is_enabled() and state.get("scaler"):  # fp16: its loss scale goes on
+        scaler.load_state_dict(state["scaler"])
     ranks = state.get("rng_ranks")  # every rank's own RNG state (DDP): its RoI sampling etc. continue exactly
     ckpt.set_rng_state(ranks[info.rank] if ranks and len(ranks) == info.world_size else state["rng"])
     log.info("resumed from %s at step %d", last, state["step"])
@@ -139,14 +238,18 @@ def adam(params: list[nn.Parameter], train_cfg: TrainConfig) -> torch.optim.Opti
 
 def check_choices(cfg: Config) -> None:
     """Fail with a ``ConfigError`` naming the key when a named choice (``model.detector``, ``train.optimizer``,
-    ``data.augmentation``, ``data.repeat_factors``) is not one the engine knows: before a job is submitted, and
-    before training starts."""
+    ``train.amp``, ``data.augmentation``, ``data.repeat_factors``) is not one the engine knows, or the loader's
+    worker settings are out of range: before a job is submitted, and before training starts."""
     check_detector(cfg.model)
     for key, value, valid in (("train.optimizer", cfg.train.optimizer, OPTIMIZERS),
+                              ("train.amp", cfg.train.amp, AMP_MODES),
                               ("data.augmentation", cfg.data.augmentation, AUGMENTATIONS),
                               ("data.repeat_factors", cfg.data.repeat_factors, REPEAT_FACTOR_MODES)):
         if value not in valid:
             raise ConfigError(f"{key} is {value!r}; expected one of {', '.join(valid)}")
+    if cfg.data.num_workers < 0 or cfg.data.prefetch_factor < 1:
+        raise ConfigError(f"data.num_workers must be >= 0 and data.prefetch_factor >= 1, got "
+                          f"{cfg.data.num_workers} and {cfg.data.prefetch_factor}")
 
 
 def configured_optimizer(params: list[nn.Parameter], train_cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -182,6 +285,7 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     batch = per_rank_batch(cfg.data.batch_size, world_size())  # before joining the group or building anything
     out_dir = Path(out_dir)
     device = resolve_device(device)
+    amp_dtype(cfg.train.amp, device)  # bf16 on a GPU without it fails here, before anything is built
     info = init_distributed(device)
     torch.manual_seed(cfg.train.seed)
     if model is None:
@@ -191,6 +295,7 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     if init_state is not None:
         ckpt.load_model_weights(model, {"model": init_state, "label_space": label_space.to_state()})
     model = model.to(device)
+    channels_last = apply_channels_last(model, cfg.train.channels_last)
     if model.config.federated_loss:
         counts = class_image_counts(datasets, label_space)
         model.set_class_frequencies(counts)
@@ -200,13 +305,21 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     optimizer = make_optimizer(params, cfg.train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train))
     sampler = _sampler(cfg, datasets, info)
-    step = _resume(out_dir, model, optimizer, scheduler, sampler, label_space, info) if resume else 0
+    scaler = grad_scaler(cfg.train, device)
+    step = _resume(out_dir, model, optimizer, scheduler, sampler, label_space, info, scaler) if resume else 0
     wrapped = model
     if info.world_size > 1:
         ids = [device.index] if device.type == "cuda" else None
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    loop = _Loop(cfg, wrapped, model, optimizer, scheduler, sampler, info, out_dir, device, label_space)
-    return loop.run(_loader(cfg, datasets, label_space, sampler, batch), step)
+    pipeline = pipeline_settings(cfg, device, channels_last)
+    if info.is_main and step < cfg.train.max_steps:
+        log.info("input pipeline: %d loader worker(s), pin_memory %s, persistent_workers %s, prefetch_factor %s; "
+                 "amp %s (autocast %s, grad scaler %s); channels_last %s; on %s", pipeline["num_workers"],
+                 pipeline["pin_memory"], pipeline["persistent_workers"], pipeline["prefetch_factor"],
+                 cfg.train.amp, pipeline["amp_dtype"] or "off", pipeline["grad_scaler"], channels_last, device)
+    loop = _Loop(cfg, wrapped, model, optimizer, scheduler, sampler, info, out_dir, device, label_space,
+                 scaler=scaler, pipeline=pipeline)
+    return loop.run(_loader(cfg, datasets, label_space, sampler, batch, device), step)
 
 
 def _sum_of(parts: dict[str, float], prefix: str) -> float:
@@ -217,24 +330,25 @@ def _sum_of(parts: dict[str, float], prefix: str) -> float:
 class _Loop:
     """The optimisation loop proper (state shared by its small steps)."""
 
-    def __init__(self, cfg, wrapped, model, optimizer, scheduler, sampler, info, out_dir, device, label_space):
+    def __init__(self, cfg, wrapped, model, optimizer, scheduler, sampler, info, out_dir, device, label_space,
+                 scaler: torch.amp.GradScaler | None = None, pipeline: dict[str, Any] | None = None):
         self.cfg, self.wrapped, self.model = cfg, wrapped, model
         self.optimizer, self.scheduler, self.sampler = optimizer, scheduler, sampler
         self.info, self.out_dir, self.device, self.label_space = info, out_dir, device, label_space
-        self.amp = cfg.train.amp and device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler = scaler if scaler is not None else grad_scaler(cfg.train, device)
+        self.pipeline = pipeline or {}
 
     def run(self, loader, step: int) -> TrainResult:
         from tqdm.auto import tqdm
 
         cfg = self.cfg.train
-        result = TrainResult(self.model, step, checkpoint=ckpt.find_last(self.out_dir))
+        result = TrainResult(self.model, step, checkpoint=ckpt.find_last(self.out_dir), pipeline=self.pipeline)
         if step >= cfg.max_steps:
             return result
         self.wrapped.train()
         bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not self.info.is_main)
         started, seen = time.perf_counter(), 0
-        for images, targets in loader:
+        for images, targets in _batches(loader, self.device):
             parts = self.step(images, targets, step)
             step += 1
             seen += len(images) * self.info.world_size
@@ -255,9 +369,9 @@ class _Loop:
         return result
 
     def step(self, images: list[Tensor], targets: list[dict[str, Tensor]], step: int) -> dict[str, float]:
-        images = [img.to(self.device, non_blocking=True) for img in images]
-        targets = [{k: v.to(self.device) for k, v in t.items()} for t in targets]
-        with torch.autocast(self.device.type, enabled=self.amp):
+        images = [img.to(self.device, non_blocking=True) for img in images]  # overlaps compute from pinned memory
+        targets = [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
+        with autocast(self.device, self.cfg.train.amp):
             losses = self.wrapped(images, targets)
         total = sum(v for k, v in losses.items() if k.startswith("loss"))
         _check_finite(losses, total, step + 1, self.out_dir)
@@ -293,10 +407,22 @@ class _Loop:
             path = ckpt.save_checkpoint({
                 "step": step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
-                "rng": rng, "label_space": self.model.label_state(), "config": self.cfg.to_dict(), **extra,
+                "rng": rng, "label_space": self.model.label_state(), "config": self.cfg.to_dict(),
+                "scaler": self.scaler.state_dict(), "input_pipeline": self.pipeline, **extra,
             }, self.out_dir, keep=self.cfg.train.keep_checkpoints)
         barrier()
         return path
+
+
+def _batches(loader: torch.utils.data.DataLoader, device: torch.device) -> Iterator[Any]:
+    """``loader``'s batches; on CUDA its iterator starts with ``device`` current, so the pin-memory thread pins for
+    (and creates its context on) the training GPU, not GPU 0."""
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            iterator = iter(loader)
+    else:
+        iterator = iter(loader)
+    yield from iterator
 
 
 def load_detector(checkpoint: str | Path, device: str | torch.device | None = None) -> Detector:
@@ -307,55 +433,3 @@ def load_detector(checkpoint: str | Path, device: str | torch.device | None = No
     model = build_detector(cfg.model, label_space, load_weights=False)
     ckpt.load_model_weights(model, state)
     return model.to(resolve_device(device))
-
-
-def own_vocabulary(dataset: CocoDataset, label_space: LabelSpace) -> LabelSpace:
-    """``dataset``'s own labels: ``label_space`` when it holds no other dataset's, else its slice for ``dataset``
-    (the paper's test-time vocabulary, §4.2: no other dataset's label takes a candidate or a detection slot)."""
-    if set(label_space.datasets) == {dataset.name}:
-        return label_space
-    return label_space.subset(dataset.name)
-
-
-@torch.inference_mode()
-def predict(model: Detector, dataset: CocoDataset, label_space: LabelSpace | None = None,
-            device: str | torch.device | None = None, batch_size: int = 2,
-            settings: ScoringSettings | None = None) -> list[dict[str, Any]]:
-    """COCO results (``image_id, category_id, bbox xywh, score``) in ``dataset``'s own category ids.
-
-    The detector scores with ``dataset``'s own vocabulary (:func:`own_vocabulary` of ``label_space``, default the
-    model's current one), e.g. for zero-shot transfer the target's, for a joint upstream space its slice; and with
-    ``settings`` (detections per image, score threshold; default the model config's). The model's vocabulary and
-    settings are as they were afterwards.
-    """
-    space = own_vocabulary(dataset, label_space if label_space is not None else model.label_space)
-    to_category = {v: k for k, v in category_mapping(dataset, space).items()}
-    device = resolve_device(device)
-    model.to(device).eval()
-    results: list[dict[str, Any]] = []
-    limits = (settings.detections_per_image, settings.score_thresh) if settings else (None, None)
-    with model.scoring(space, *limits):
-        for start in range(0, len(dataset), batch_size):
-            chunk = dataset.images[start : start + batch_size]
-            images = [read_image(dataset.image_root / img["file_name"]).to(device) for img in chunk]
-            for img, out in zip(chunk, model(images)):
-                results += _to_coco(img["id"], out, to_category)
-    return results
-
-
-def _to_coco(image_id: int, out: dict[str, Tensor], to_category: dict[int, int]) -> list[dict[str, Any]]:
-    rows = []
-    for box, score, label in zip(out["boxes"].tolist(), out["scores"].tolist(), out["labels"].tolist()):
-        x0, y0, x1, y1 = box
-        rows.append({"image_id": image_id, "category_id": to_category[label],
-                     "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score)})
-    return rows
-
-
-def evaluate(model: Detector, dataset: CocoDataset, label_space: LabelSpace | None = None,
-             device: str | torch.device | None = None, settings: ScoringSettings | None = None) -> dict[str, Any]:
-    """``coco_eval`` of ``predict`` on ``dataset`` (COCO's scoring settings unless ``settings`` says otherwise)."""
-    from scaledet.evaluation import coco_eval
-
-    return coco_eval(dataset.source, predict(model, dataset, label_space, device,
-                                             settings=settings or scoring_settings("coco")))

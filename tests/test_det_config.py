@@ -37,7 +37,7 @@ def test_wrong_types_fail():
     with pytest.raises(ConfigError, match="expected an integer"):
         with_overrides(preset("scaledet"), ["train.max_steps=1.5"])
     with pytest.raises(ConfigError, match="expected true/false"):
-        with_overrides(preset("scaledet"), ["train.amp=3"])
+        with_overrides(preset("scaledet"), ["train.channels_last=3"])
 
 
 def test_overrides_are_typed_once_where_they_enter():
