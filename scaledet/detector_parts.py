@@ -19,10 +19,19 @@ from scaledet.losses import ClassificationLoss, scaledet_classification_loss
 
 
 class InputTransform(GeneralizedRCNNTransform):
-    """Normalise always; resize only at test time (training images come sized by the data pipeline)."""
+    """Normalise always; resize only at test time (training images come sized by the data pipeline). At test time
+    with ``presized`` set, neither: the inference loader's workers normalised and resized the images with a copy
+    of this transform (:mod:`scaledet.inference`)."""
+
+    presized = False
+
+    def normalize(self, image):
+        if self.presized and not self.training:
+            return image
+        return super().normalize(image)
 
     def resize(self, image, target=None):
-        if self.training:
+        if self.training or self.presized:
             return image, target
         return super().resize(image, target)
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -90,3 +93,13 @@ def resolve_device(device: str | torch.device | None, local_rank: int | None = N
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def broadcast(value: T) -> T:
+    """Rank 0's ``value`` on every rank of the joined process group (a picklable object); ``value`` itself
+    without a group."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -15,7 +15,7 @@ from engine_fixtures import packages, tiny_config
 
 from harness.job import JobSpec
 from harness.workloads.scaledet import SCALEDET, work
-from scaledet import engine
+from scaledet import engine, inference
 
 GPUS, RANK = 4, 2
 
@@ -45,12 +45,13 @@ def test_every_engine_entry_point_places_rank_k_on_its_own_gpu(monkeypatch, tmp_
         return torch.device("cpu")
 
     monkeypatch.setattr(engine, "resolve_device", spy)
+    monkeypatch.setattr(inference, "resolve_device", spy)
     data, space = packages(tmp_path)
     result = engine.train(tiny_config(1, 1), [data], space, tmp_path / "run")
-    engine.predict(result.model, data, space)
-    engine.evaluate(result.model, data, space)
+    inference.predict(result.model, data, space)
+    inference.evaluate(result.model, data, space)
     engine.load_detector(tmp_path / "run")
-    engine.predict(result.model, data, space, device="cuda:1")  # an explicit index is kept
+    inference.predict(result.model, data, space, device="cuda:1")  # an explicit index is kept
     assert resolved == [("train", torch.device("cuda", RANK)), ("predict", torch.device("cuda", RANK)),
                         ("predict", torch.device("cuda", RANK)),  # evaluate predicts
                         ("load_detector", torch.device("cuda", RANK)), ("predict", torch.device("cuda", 1))]
@@ -65,11 +66,14 @@ class _Reached(Exception):
 
 
 def _stop_at_engine(monkeypatch) -> None:
-    def reached(*args, device=None, **kwargs):
-        raise _Reached(device if device is not None else args[-1])
+    def trains(*args, device=None, **kwargs):
+        raise _Reached(device)
 
-    monkeypatch.setattr(work, "train", reached)
-    monkeypatch.setattr(work, "score", reached)
+    def scores(model, source, space, device, *settings):
+        raise _Reached(device)
+
+    monkeypatch.setattr(work, "train", trains)
+    monkeypatch.setattr(work, "score", scores)
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from engine_fixtures import packages, tiny_config
 from harness.job import JobSpec
 from harness.workloads.scaledet import work as workload
 from scaledet import checkpoints as ckpt
-from scaledet import distributed, engine
+from scaledet import distributed, engine, inference
 from scaledet.detector import ScaleDetDetector, build_detector
 
 GPUS = 8
@@ -83,8 +83,8 @@ def test_engine_entry_points_place_rank_k_on_cuda_k(eight_gpus, monkeypatch, tmp
         monkeypatch.setenv("LOCAL_RANK", str(k))
         cuda_k = torch.device("cuda", k)
         assert _placed(lambda: engine.train(cfg, [data], space, tmp_path / "out")) == cuda_k
-        assert _placed(lambda: engine.predict(model, data)) == cuda_k
-        assert _placed(lambda: engine.evaluate(model, data)) == cuda_k
+        assert _placed(lambda: inference.predict(model, data)) == cuda_k
+        assert _placed(lambda: inference.evaluate(model, data)) == cuda_k
         assert _placed(lambda: engine.load_detector(saved)) == cuda_k
 
 
@@ -99,7 +99,7 @@ def test_workload_jobs_place_rank_k_on_cuda_k(eight_gpus, monkeypatch, tmp_path)
     monkeypatch.setattr(workload, "build_text_encoder", lambda *args, **kwargs: StubEncoder())
     # where each job hands its device on: train (pretrain), score (direct), select_on_valid (finetune, fewshot)
     monkeypatch.setattr(workload, "train", lambda *args, device, **kwargs: stop(device))
-    monkeypatch.setattr(workload, "score", lambda model, source, space, device: stop(device))
+    monkeypatch.setattr(workload, "score", lambda model, source, space, device, *settings: stop(device))
     monkeypatch.setattr(workload, "select_on_valid", lambda *args: stop(args[-1]))
     upstream = workload.load_source("demo", "Packages", "test", False)
     space = workload.encode(upstream, StubEncoder())

@@ -22,8 +22,9 @@ from coco_fixtures import odinw_coco
 from scaledet.config import preset, with_overrides
 from scaledet.data import load_coco
 from scaledet.detector import build_detector
-from scaledet.engine import evaluate, predict, train
+from scaledet.engine import train
 from scaledet.errors import ConfigError
+from scaledet.inference import evaluate, predict
 from scaledet.labels import LabelSpace, encode_label_space
 from scaledet.text import MiniLMEncoder
 

@@ -9,8 +9,9 @@ from engine_fixtures import packages, tiny_config
 from scaledet import checkpoints, engine
 from scaledet.config import TrainConfig
 from scaledet.detector import ScaleDetRoIHeads
-from scaledet.engine import TrainingError, load_detector, lr_lambda, per_rank_batch, predict, train
+from scaledet.engine import TrainingError, load_detector, lr_lambda, per_rank_batch, train
 from scaledet.errors import CheckpointError, ConfigError
+from scaledet.inference import predict
 from scaledet.labels import LabelSpace
 
 

@@ -47,7 +47,7 @@ def joint(tmp_path_factory):
 
 
 def test_a_dataset_in_a_joint_vocabulary_keeps_every_detection_slot(joint):
-    from scaledet.engine import predict
+    from scaledet.inference import predict
 
     model, aquarium, space = joint["model"], joint["aquarium"], joint["space"]
     found = predict(model, aquarium, space, settings=EVERY_PAIR)
@@ -89,8 +89,9 @@ def test_lvis_is_scored_with_300_detections_and_agrees_with_the_lvis_package(tmp
     source = Source("lvis", tuple(dataset.category_names), None, None, dataset, (records.annotation_file,),
                     "stand-in", "lvis")
     found = score(model, source, space, "cpu")
-    assert found["scoring"] == {"kind": "lvis", "detections_per_image": 300, "score_thresh": 0.0001}
-    from scaledet.engine import predict
+    assert found["scoring"] == {"kind": "lvis", "detections_per_image": 300, "score_thresh": 0.0001,
+                                "inference": {"batch_size": 4, "workers": 0, "amp": "off"}}
+    from scaledet.inference import predict
 
     detections = predict(model, dataset, space, settings=scoring_settings("lvis"))
     per_image = Counter(d["image_id"] for d in detections)

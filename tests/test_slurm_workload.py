@@ -108,17 +108,18 @@ def test_real_cells_on_slurm_equal_the_debug_executors_even_when_preempted(demo,
 
 
 def test_a_two_task_job_of_the_real_workload_trains_in_lockstep(tmp_path: Path, capsys):
-    """Pretrain and a fine-tune cell, each a 2-task SLURM job (gloo, one CPU each): both ranks hold the same
-    weights at every checkpoint, each loads half of the global batch, and the record (written by rank 0 alone)
-    holds what rank 0 scored with the weights it selected."""
+    """Pretrain, a direct and a fine-tune cell, each a 2-task SLURM job (gloo, one CPU each): both ranks hold the
+    same weights at every checkpoint, each loads half of the global batch, each predicts half of the evaluation
+    batches, and the record (written by rank 0 alone) holds what rank 0 scored; the direct record's metrics equal
+    a 1-task job's, the fine-tune's the score of the weights it selected recomputed in one process."""
     results, runs = tmp_path / "results", tmp_path / "runs"
-    args = ["run", "--suite", "demo", "--datasets", "Raccoon", "--mode", "finetune", "--executor", "slurm",
+    args = ["run", "--suite", "demo", "--datasets", "Raccoon", "--mode", "direct,finetune", "--executor", "slurm",
             "--ntasks-per-node", "2", "--cpus-per-task", "1", "--time", "30", "--sweep", "ddp",
             "--results-root", str(results), "--runs-root", str(runs), "--no-report",
             "--set", "train.max_steps=4", "--set", "train.checkpoint_every=2", "--set", "train.warmup_steps=0"]
     assert main(args) == 0, capsys.readouterr().out[-2000:]
     records = {r.spec["mode"]: r for r in iter_records(results)}
-    assert sorted(records) == ["finetune", "pretrain"]
+    assert sorted(records) == ["direct", "finetune", "pretrain"]
     for mode, record in records.items():
         assert record.status == "done" and record.executor == "slurm" and record.threads == 1
         assert record.config["world_size"] == 2 and record.config["data"]["batch_size"] == 4
@@ -126,6 +127,9 @@ def test_a_two_task_job_of_the_real_workload_trains_in_lockstep(tmp_path: Path, 
         assert record.log_path == str(run_dir / "job.log")  # rank 0's log: rank 0 wrote the record
         assert "rank 0/2 joined gloo" in (run_dir / "job.log").read_text()
         assert "rank 1/2 joined gloo" in (run_dir / "job.rank1.log").read_text()
+        assert "Raccoon: " in (run_dir / "job.log").read_text() and "(2 ranks)" in (run_dir / "job.log").read_text()
+        if mode == "direct":
+            continue
         checkpoints = sorted((run_dir / "checkpoints").glob("checkpoint_*.pt"))
         assert [int(p.stem.split("_")[1]) for p in checkpoints] == [2, 4], mode
         for path in checkpoints:
@@ -146,3 +150,14 @@ def test_a_two_task_job_of_the_real_workload_trains_in_lockstep(tmp_path: Path, 
     assert space.fingerprint == finetune.label_space_fingerprint
     found = score(model, source, space, torch.device("cpu"))
     assert found["AP"] == pytest.approx(finetune.metrics["AP"], abs=1e-9)
+
+    # the direct cell again as a 1-task job (the debug executor, in this process): the same metrics
+    one = tmp_path / "one"
+    assert main(["run", "--suite", "demo", "--datasets", "Raccoon", "--mode", "direct", "--executor", "debug",
+                 "--checkpoint", str(runs / records["pretrain"].job_id / "checkpoints" / "last.pt"),
+                 "--sweep", "one-task", "--results-root", str(one / "results"), "--runs-root", str(one / "runs"),
+                 "--no-report"]) == 0
+    [single] = list(iter_records(one / "results"))
+    assert single.config["world_size"] == 1 and records["direct"].config["world_size"] == 2
+    assert single.metrics["AP"] > 0 and single.metrics == pytest.approx(records["direct"].metrics, abs=1e-9)
+    assert single.per_class_ap == pytest.approx(records["direct"].per_class_ap, abs=1e-9)

@@ -12,13 +12,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from harness.workloads.hf.families.base import Family, ImageDetections, Loaded
 from scaledet.data import CocoDataset, load_rgb
+from scaledet.inference import gather_rows, process_group, shard
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,6 @@ def _batch(items: list[tuple[int, Image.Image]]) -> tuple[list[int], list[Image.
     return [i for i, _ in items], [image for _, image in items]
 
 
-def shard(count: int, rank: int, world: int) -> list[int]:
-    """The image indices rank ``rank`` of ``world`` predicts: every ``world``-th, from ``rank``."""
-    return list(range(rank, count, world))
-
-
 def to_coco(image_id: int, found: ImageDetections, category_ids: Sequence[int]) -> list[dict[str, Any]]:
     """COCO results rows of one image (``bbox`` as x, y, w, h)."""
     rows = []
@@ -61,12 +56,12 @@ def predict_external(family: Family, loaded: Loaded, dataset: CocoDataset, texts
                      detections_per_image: int, threshold: float, batch_size: int = 4,
                      workers: int = 0) -> list[dict[str, Any]]:
     """COCO results of the model on ``dataset`` with one text per category (``texts[i]`` names
-    ``dataset.category_ids[i]``). In a distributed job each rank predicts its share and every rank returns all
-    rows, ordered by image as in ``dataset`` (so 1 and N ranks give the same list)."""
+    ``dataset.category_ids[i]``), ordered by image as in ``dataset`` (so 1 and N ranks give the same list). In a
+    distributed job each rank predicts its share and rank 0 gets every rank's rows, the others ``[]``
+    (:func:`scaledet.inference.gather_rows`)."""
     if len(texts) != len(dataset.category_ids):
         raise ValueError(f"{len(texts)} texts for {len(dataset.category_ids)} categories of {dataset.name}")
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
+    rank, world = process_group()
     indices = shard(len(dataset), rank, world)
     loader = DataLoader(_Images(dataset, indices), batch_size=batch_size, num_workers=workers,
                         collate_fn=_batch, persistent_workers=False)
@@ -74,12 +69,7 @@ def predict_external(family: Family, loaded: Loaded, dataset: CocoDataset, texts
     for ids, images in tqdm(loader, desc=f"predict {dataset.name}", unit="batch", disable=rank != 0, leave=False):
         for image_id, found in zip(ids, family.detect(loaded, images, texts, threshold), strict=True):
             mine[image_id] = to_coco(image_id, found.top(detections_per_image, threshold), dataset.category_ids)
-    if distributed:
-        gathered: list[dict[int, list[dict[str, Any]]] | None] = [None] * world
-        torch.distributed.all_gather_object(gathered, mine)
-        for part in gathered:
-            mine.update(part or {})
-    order = [int(record["id"]) for record in dataset.images]
-    log.info("%s: %d detections on %d images (%d per rank, %d ranks)", dataset.name,
-             sum(len(v) for v in mine.values()), len(order), len(indices), world)
-    return [row for image_id in order for row in mine.get(image_id, [])]
+    rows = gather_rows(mine, [int(record["id"]) for record in dataset.images])
+    if rank == 0:
+        log.info("%s: %d detections on %d images (%d ranks)", dataset.name, len(rows), len(dataset), world)
+    return rows

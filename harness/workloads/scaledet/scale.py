@@ -58,7 +58,7 @@ class ToyScale:
             "train.checkpoint_every": 1, "train.keep_checkpoints": 1, "data.train_size": self.size,
             "data.train_min_sizes": (self.size,), "data.train_max_size": self.size * 3 // 2,
             "data.batch_size": world,
-            "data.num_workers": 0, "model.min_size_test": self.size, "model.max_size_test": self.size * 3 // 2,
+            "data.num_workers": 0, "data.test_workers": 0, "model.min_size_test": self.size, "model.max_size_test": self.size * 3 // 2,
             "model.weights": None, "model.box_batch_size_per_image": self.rois}, "rehearsal scale")
 
     def sample(self, records: CocoDataset) -> CocoDataset:

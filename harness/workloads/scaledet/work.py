@@ -45,11 +45,12 @@ from harness.workloads.schedule import Schedule
 from scaledet import checkpoints as ckpt
 from scaledet.config import Config, load_config, preset, with_overrides
 from scaledet.data import CocoDataset
-from scaledet.distributed import rank, resolve_device, world_size
-from scaledet.engine import check_choices, evaluate, predict, train
+from scaledet.distributed import broadcast, rank, resolve_device, world_size
+from scaledet.engine import check_choices, train
 from scaledet.errors import CheckpointError, ConfigError, DataError, WeightsUnavailableError
 from scaledet.evaluation import coco_eval
 from scaledet.files import atomic_torch_save
+from scaledet.inference import InferenceSettings, evaluate, predict
 from scaledet.labels import LabelSpace, encode_label_space
 from scaledet.names import check_name
 from scaledet.protocol import scoring_settings
@@ -194,11 +195,16 @@ def files_sha(files: tuple[Path, ...]) -> str:
     return digest.hexdigest()
 
 
-def score(model, source: Source, label_space: LabelSpace, device) -> dict[str, Any]:
+def score(model, source: Source, label_space: LabelSpace, device, inference: InferenceSettings | None = None
+          ) -> dict[str, Any] | None:
     """The source's metric on its evaluation split, scored with its own vocabulary (its slice of a joint
-    ``label_space``) and its kind's settings (``scaledet.protocol``); ``scoring`` says which."""
-    settings = scoring_settings(source.metric)
-    detections = predict(model, source.eval, label_space, device, settings=settings)
+    ``label_space``) and its kind's settings (``scaledet.protocol``); ``scoring`` says which, and how the pass ran
+    (``inference``, default :class:`InferenceSettings`'s). In a distributed job every rank predicts its share and
+    rank 0 scores; ``None`` on the other ranks."""
+    settings, inference = scoring_settings(source.metric), inference or InferenceSettings()
+    detections = predict(model, source.eval, label_space, device, settings, inference)
+    if rank() != 0:
+        return None
     if source.metric == "coco":
         found = coco_eval(source.eval.source, detections)
     elif source.metric == "lvis":
@@ -211,7 +217,7 @@ def score(model, source: Source, label_space: LabelSpace, device) -> dict[str, A
 
         result = openimages_eval(source.eval.source, detections, openimages_hierarchy())
         found = {**result, "AP": result["AP50"]}
-    return {**found, "scoring": settings.to_dict()}
+    return {**found, "scoring": {**settings.to_dict(), "inference": inference.to_dict()}}
 
 
 # ---------------------------------------------------------------- pretrain
@@ -239,8 +245,6 @@ def pretrain(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
              cfg.train.max_steps, f", from {start[0]}" if start else "")
     result = train(cfg, [s.train for s in sources], space, run_dir / "checkpoints", device=device,
                    init_state=start[1]["model"] if start else None)
-    if rank() != 0:
-        return {"metrics": {}}
     metrics: dict[str, float] = {}
     per_class: dict[str, float] = {}
     scoring: dict[str, Any] = {}
@@ -249,10 +253,14 @@ def pretrain(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
         if source is None:  # not on disk: 'missing' in the record, not an error
             continue
         own = space if source.name in names else encode(source, encoder)  # Table 1: every model on every dataset
-        found = score(result.model, source, own, device)
+        found = score(result.model, source, own, device, InferenceSettings.of(cfg))  # every rank predicts its share
+        if found is None:
+            continue
         metrics[f"AP/{source.name}"] = found["AP"]
         scoring[source.name] = found["scoring"]
         per_class.update({f"{source.name}/{k}": v for k, v in found.get("per_class", {}).items()})
+    if rank() != 0:
+        return {"metrics": {}}
     scored = [v for k, v in metrics.items() if k.startswith("AP/")]
     metrics["AP"] = sum(scored) / len(scored)
     metrics["AP_trained"] = sum(metrics[f"AP/{n}"] for n in names) / len(names)
@@ -379,7 +387,9 @@ def direct(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     model = build_detector(cfg.model, LabelSpace.from_state(state["label_space"]), load_weights=False)
     ckpt.load_model_weights(model, state)
     device = resolve_device(work.get("device"))
-    found = score(model, source, space, device)
+    found = score(model, source, space, device, InferenceSettings.of(cfg))
+    if found is None:  # a rank other than 0 of a distributed job: it predicted its share
+        return {"metrics": {}}
     log.info("direct %s on %s: AP %.4f", spec.method, spec.dataset, found["AP"])
     return _transfer_output(spec, work, cfg, source, space, encoder_id, found, path)
 
@@ -396,13 +406,13 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     cfg = _scaled(Schedule.of(spec).apply(cfg, len(train_set)))
     device = resolve_device(work.get("device"))
     best = select_on_valid(cfg, spec, train_set, space, state, run_dir, device)
-    if rank() != 0:
-        return {"metrics": {}}
     from scaledet.detector import build_detector
 
     model = build_detector(cfg.model, space, load_weights=False)
     ckpt.load_model_weights(model, {"model": best["state"], "label_space": space.to_state()})
-    found = score(model, source, space, device)
+    found = score(model, source, space, device, InferenceSettings.of(cfg))
+    if found is None:  # a rank other than 0: it trained and predicted its share
+        return {"metrics": {}}
     log.info("%s %s on %s: best step %d (valid AP %.4f), AP %.4f", spec.mode, spec.method, spec.dataset,
              best["step"], best["valid_ap"], found["AP"])
     return _transfer_output(spec, work, cfg, source, space, encoder_id, found, path, image_ids=image_ids,
@@ -429,13 +439,13 @@ def select_on_valid(cfg: Config, spec: JobSpec, train_set: CocoDataset, space: L
             continue
         chunk = replace(cfg, train=replace(cfg.train, max_steps=stop))
         result = train(chunk, [train_set], space, out_dir, device=device, init_state=start["model"])
-        if rank() != 0:
-            continue
-        valid_ap = float(evaluate(result.model, valid, space, device)["AP"])
-        progress["scored"][stop] = valid_ap
+        found = evaluate(result.model, valid, space, device, inference=InferenceSettings.of(cfg))  # sharded
+        valid_ap = broadcast(float(found["AP"]) if found is not None else None)
+        progress["scored"][stop] = valid_ap  # every rank keeps the same progress (their weights are equal)
         if progress["state"] is None or valid_ap > progress["valid_ap"]:
             progress.update(step=stop, valid_ap=valid_ap, state=copy.deepcopy(result.model.state_dict()))
         log.info("step %d: valid AP %.4f (best %.4f at step %d)", stop, valid_ap, progress["valid_ap"],
                  progress["step"])
-        atomic_torch_save(progress, progress_path)
+        if rank() == 0:
+            atomic_torch_save(progress, progress_path)
     return progress

@@ -1,0 +1,196 @@
+"""Images per second and a time profile of a prediction pass: the old ``scaledet.engine.predict`` (images decoded
+one by one in the main process, batches of 2, the model's transform resizing) against the pipeline every scoring
+path now uses (``scaledet.inference.predict``: loader workers decode, normalise and resize, batches of one padded
+size), at workers 0/2 and batch 1/4/8, on the demo's pretrained checkpoint and its real images.
+
+    python benchmarks/bench_inference.py --checkpoint RUNS/<demo pretrain job>/checkpoints/last.pt [--repeats 2]
+
+Same model, same images, same input size for every row. The profile is the main process's wall time split into:
+``decode`` (image files to tensors), ``transform`` (normalise, resize, batch), ``forward`` (the network: the model
+call minus its transform and post-processing), ``postprocess`` (boxes back to image pixels, COCO rows), ``gather``
+(ranks' rows to rank 0; one process here), ``scoring`` (``coco_eval``) and ``wait`` (the rest: waiting for the
+loader's workers, Python overhead). Work done in loader workers is not main-process time: it overlaps the forward
+pass. Prints a table and writes benchmarks/results/bench_inference.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+from harness.catalog import datasets as registry
+from scaledet import inference
+from scaledet.data import CocoDataset, category_mapping
+from scaledet.detector_parts import InputTransform
+from scaledet.engine import load_detector
+from scaledet.evaluation import coco_eval
+from scaledet.protocol import scoring_settings
+
+PHASES = ("decode", "transform", "forward", "postprocess", "gather", "scoring", "wait")
+TIMES: dict[str, float] = defaultdict(float)
+
+
+def _timed(phase: str, function: Callable) -> Callable:
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            TIMES[phase] += time.perf_counter() - started
+    return wrapper
+
+
+@contextmanager
+def _profiled() -> Iterator[None]:
+    """Time the phases of both pipelines in this process (class and module attributes wrapped, then restored)."""
+    targets = [(InputTransform, "normalize", "transform"), (InputTransform, "resize", "transform"),
+               (GeneralizedRCNNTransform, "batch_images", "transform"), (InputTransform, "postprocess", "postprocess"),
+               (inference, "read_image", "decode"), (inference, "resize_boxes", "postprocess"),
+               (inference, "to_coco", "postprocess"), (inference, "gather_rows", "gather")]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
+    for owner, name, phase in targets:
+        setattr(owner, name, _timed(phase, getattr(owner, name)))
+    try:
+        yield
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
+def _model_call(model: torch.nn.Module) -> Callable:
+    """The model's forward, timed as a whole (the ``forward`` phase is this minus its transform and postprocess)."""
+    original = model.forward
+
+    def call(*args, **kwargs):
+        inner = TIMES["transform"] + TIMES["postprocess"]
+        started = time.perf_counter()
+        out = original(*args, **kwargs)
+        TIMES["forward"] += time.perf_counter() - started - (TIMES["transform"] + TIMES["postprocess"] - inner)
+        return out
+    return call
+
+
+@torch.inference_mode()
+def old_predict(model, dataset: CocoDataset, settings, batch_size: int = 2) -> list[dict[str, Any]]:
+    """``scaledet.engine.predict`` as it was before the inference pipeline (commit 25335c8), for the comparison."""
+    space = inference.own_vocabulary(dataset, model.label_space)
+    to_category = {v: k for k, v in category_mapping(dataset, space).items()}
+    model.eval()
+    results: list[dict[str, Any]] = []
+    with model.scoring(space, settings.detections_per_image, settings.score_thresh):
+        for start in range(0, len(dataset), batch_size):
+            chunk = dataset.images[start : start + batch_size]
+            images = [inference.read_image(dataset.image_root / img["file_name"]) for img in chunk]
+            for img, out in zip(chunk, model(images), strict=True):
+                results += inference.to_coco(img["id"], out, to_category)
+    return results
+
+
+def run_case(model, datasets: list[CocoDataset], pipeline: str, batch: int, workers: int) -> dict[str, Any]:
+    settings = scoring_settings("coco")
+    TIMES.clear()
+    images, aps = 0, []
+    started = time.perf_counter()
+    with _profiled():
+        model.forward = _model_call(model)
+        try:
+            for dataset in datasets:
+                if pipeline == "old":
+                    rows = old_predict(model, dataset, settings, batch)
+                else:
+                    rows = inference.predict(model, dataset, settings=settings,
+                                             inference=inference.InferenceSettings(batch, workers))
+                scoring = time.perf_counter()
+                aps.append(coco_eval(dataset.source, rows)["AP"])
+                TIMES["scoring"] += time.perf_counter() - scoring
+                images += len(dataset)
+        finally:
+            del model.forward
+    total = time.perf_counter() - started
+    phases = {p: TIMES[p] for p in PHASES if p != "wait"}
+    phases["wait"] = max(0.0, total - sum(phases.values()))
+    return {"pipeline": pipeline, "batch": batch, "workers": workers, "images": images, "total_s": total,
+            "images_per_s": images / total, "phases_s": phases, "outside_forward_s": total - phases["forward"],
+            "AP": aps}
+
+
+def _datasets(model, limit: int | None) -> list[CocoDataset]:
+    """The checkpoint's own datasets' evaluation splits (real demo images), up to ``limit`` images in all."""
+    found = []
+    for name in model.label_space.datasets:
+        spec = registry.get_dataset(name, "demo")
+        for split in ("valid", "test"):
+            found.append(registry.load_split(spec, split))
+    if limit:
+        kept, left = [], limit
+        for dataset in found:
+            if left <= 0:
+                break
+            from harness.workloads.fewshot import subset
+
+            kept.append(subset(dataset, [img["id"] for img in dataset.images[:left]]))
+            left -= len(kept[-1])
+        found = kept
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, required=True,
+                        help="the demo's pretrained checkpoint: runs/<pretrain job>/checkpoints/last.pt of a "
+                             "`harness run --suite demo` (its runs/ folder)")
+    parser.add_argument("--images", type=int, default=None, help="at most this many images (default: all)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each case; the fastest is reported")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_inference.json")
+    args = parser.parse_args()
+    if not args.checkpoint.is_file():
+        parser.error(f"--checkpoint {args.checkpoint} is not a file")
+    model = load_detector(args.checkpoint, "cpu")
+    datasets = _datasets(model, args.images)
+    cases = [("old", 2, 0)] + [("new", b, w) for w in (0, 2) for b in (1, 4, 8)]
+    run_case(model, datasets[:1], "new", 1, 0)  # warm-up: first-call allocations, lazy imports
+    rows = []
+    for pipeline, batch, workers in cases:
+        runs = [run_case(model, datasets, pipeline, batch, workers) for _ in range(args.repeats)]
+        rows.append(min(runs, key=lambda r: r["total_s"]))
+        rows[-1]["repeats_total_s"] = [round(r["total_s"], 3) for r in runs]
+    old = rows[0]
+    header = (f"{'pipeline':<8}{'batch':>6}{'workers':>8}{'img/s':>8}{'total':>8}"
+              + "".join(f"{p:>12}" for p in PHASES) + f"{'outside fwd':>13}{'removed':>9}")
+    print(f"{sum(len(d) for d in datasets)} real demo images, {torch.get_num_threads()} threads, "
+          f"checkpoint {args.checkpoint}")
+    print(header)
+    for row in rows:
+        removed = 1 - row["outside_forward_s"] / old["outside_forward_s"]
+        row["outside_forward_removed"] = removed
+        print(f"{row['pipeline']:<8}{row['batch']:>6}{row['workers']:>8}{row['images_per_s']:>8.2f}"
+              f"{row['total_s']:>8.2f}" + "".join(f"{row['phases_s'][p]:>12.3f}" for p in PHASES)
+              + f"{row['outside_forward_s']:>13.3f}{removed:>9.0%}")
+    same = all(statistics.fmean(r["AP"]) == 0 or abs(statistics.fmean(r["AP"]) - statistics.fmean(old["AP"])) < 1e-3
+               for r in rows)
+    print(f"mean AP: old {statistics.fmean(old['AP']):.4f}; new " + ", ".join(
+        f"b{r['batch']}w{r['workers']} {statistics.fmean(r['AP']):.4f}" for r in rows[1:])
+        + ("" if same else "  <- differs by more than 1e-3"))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "command": "python " + " ".join(sys.argv), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(), "images": sum(len(d) for d in datasets),
+        "datasets": [d.name for d in datasets], "phases": PHASES, "rows": rows}, indent=1))
+    print(f"wrote {args.out}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Prediction over a dataset, as every scoring path runs it (pretrain evaluation, direct transfer, fine-tune model
+selection and scoring): loader workers decode, normalise and resize the images, forward passes run on batches of images of
+one size, mixed precision on CUDA, and each rank of a distributed job predicts its share of the images; rank 0
+gathers the detections by image id and is the one that scores them.
+
+The result equals predicting one image at a time (up to float noise): images share a forward pass only when their
+resized, padded sizes are equal. torchvision pads a batch to its largest image, and padding moves a detector's
+outputs (normalisation layers turn the zero padding into features the convolutions see), so a mixed batch would
+make an image's detections depend on its neighbours.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision.models.detection.transform import resize_boxes
+
+from scaledet.config import Config
+from scaledet.data import CocoDataset, category_mapping, read_image
+from scaledet.detector import Detector
+from scaledet.distributed import resolve_device
+from scaledet.errors import ConfigError
+from scaledet.labels import LabelSpace
+from scaledet.precision import AMP_MODES, autocast
+from scaledet.protocol import ScoringSettings, scoring_settings
+
+log = logging.getLogger(__name__)
+
+Rows = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How a prediction pass runs (never what it predicts): images per forward pass, loader worker processes
+    (0: the main process decodes), and mixed precision (:data:`scaledet.precision.AMP_MODES`, CUDA only). The
+    defaults here are the library's (no worker processes); a job takes its config's (:meth:`of`)."""
+
+    batch_size: int = 4
+    workers: int = 0
+    amp: str = "off"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"data.test_batch_size must be >= 1, got {self.batch_size}")
+        if self.workers < 0:
+            raise ConfigError(f"data.test_workers must be >= 0, got {self.workers}")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"data.test_amp is {self.amp!r}; expected one of {', '.join(AMP_MODES)}")
+
+    @classmethod
+    def of(cls, cfg: Config) -> InferenceSettings:
+        """The settings ``cfg`` asks for (``data.test_batch_size``, ``data.test_workers``, ``data.test_amp``)."""
+        return cls(cfg.data.test_batch_size, cfg.data.test_workers, cfg.data.test_amp)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "workers": self.workers, "amp": self.amp}
+
+
+def shard(count: int, rank: int, world: int) -> list[int]:
+    """The indices (of ``count`` images) rank ``rank`` of ``world`` predicts: every ``world``-th, from ``rank``."""
+    return list(range(rank, count, world))
+
+
+def process_group() -> tuple[int, int]:
+    """(rank, world size) of the joined process group; (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather_rows(mine: dict[int, Rows], order: Sequence[int]) -> Rows:
+    """Every rank's rows (image id → its rows) on rank 0, in ``order`` of image ids; ``[]`` on the other ranks.
+    Without a process group, ``mine`` in ``order``."""
+    rank, world = process_group()
+    if world > 1:
+        parts: list[dict[int, Rows] | None] | None = [None] * world if rank == 0 else None
+        dist.gather_object(mine, parts, dst=0)
+        if rank != 0:
+            return []
+        mine = {}
+        for part in parts or []:
+            mine.update(part or {})
+    return [row for image_id in order for row in mine.get(image_id, [])]
+
+
+def resized_size(height: int, width: int, min_size: float, max_size: float) -> tuple[int, int]:
+    """The (h, w) the detector's test transform resizes an image to (torchvision's rule, in its arithmetic: the
+    shorter side to ``min_size`` unless the longer would exceed ``max_size``; sizes floored as ``interpolate``'s)."""
+    scale = min(min_size / min(height, width), max_size / max(height, width))
+    return math.floor(height * scale), math.floor(width * scale)
+
+
+def size_batches(dataset: CocoDataset, model: Detector, batch_size: int) -> list[list[int]]:
+    """The dataset's image indices in batches of at most ``batch_size`` whose images have one padded test size
+    (from the records' ``width`` and ``height``), each size's images in dataset order. The batches do not depend
+    on the number of ranks: every rank takes its share of the same batches, so 1 and N ranks compute alike."""
+    transform = model.transform
+    divisible = int(transform.size_divisible)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, record in enumerate(dataset.images):
+        size = resized_size(int(record["height"]), int(record["width"]), float(transform.min_size[-1]),
+                         float(transform.max_size))
+        groups.setdefault(tuple(math.ceil(s / divisible) * divisible for s in size), []).append(index)
+    return [group[i : i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
+
+
+class _ResizedImages(Dataset):
+    """(index, image normalised and resized as the detector's test transform does it, original (h, w)) of the
+    dataset's image at ``index``."""
+
+    def __init__(self, dataset: CocoDataset, transform: torch.nn.Module):
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[int, Tensor, tuple[int, int]]:
+        record = self.dataset.images[index]
+        image = read_image(self.dataset.image_root / record["file_name"])
+        original = (int(image.shape[-2]), int(image.shape[-1]))
+        return index, self.transform.resize(self.transform.normalize(image))[0], original
+
+
+def _as_list(items: list[Any]) -> list[Any]:
+    return items
+
+
+@contextmanager
+def presized(model: Detector) -> Iterator[None]:
+    """Within the block, the detector's transform takes its test images as already normalised and resized (the
+    loader's)."""
+    transform = model.transform
+    saved = transform.presized
+    transform.presized = True
+    try:
+        yield
+    finally:
+        transform.presized = saved
+
+
+def _loader(dataset: CocoDataset, batches: list[list[int]], model: Detector, settings: InferenceSettings,
+            device: torch.device) -> DataLoader:
+    """Worker processes decode, normalise and resize whole batches (the model's own test transform, a CPU copy)."""
+    transform = copy.deepcopy(model.transform).cpu().eval()
+    transform.presized = False
+    workers = min(settings.workers, len(batches))
+    return DataLoader(_ResizedImages(dataset, transform), batch_sampler=batches, collate_fn=_as_list,
+                      num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=False)
+
+
+@torch.inference_mode()
+def predict(model: Detector, dataset: CocoDataset, label_space: LabelSpace | None = None,
+            device: str | torch.device | None = None, settings: ScoringSettings | None = None,
+            inference: InferenceSettings | None = None) -> Rows:
+    """COCO results (``image_id, category_id, bbox xywh, score``) in ``dataset``'s own category ids, on rank 0 (the
+    other ranks of a distributed job predict their share and get ``[]``), ordered by image as in ``dataset``.
+
+    The detector scores with ``dataset``'s own vocabulary (:func:`own_vocabulary` of ``label_space``, default the
+    model's current one), e.g. for zero-shot transfer the target's, for a joint upstream space its slice; and with
+    ``settings`` (detections per image, score threshold; default the model config's). ``inference`` says how the
+    pass runs (:class:`InferenceSettings`). The model's vocabulary and settings are as they were afterwards.
+    """
+    from tqdm.auto import tqdm
+
+    inference = inference or InferenceSettings()
+    space = own_vocabulary(dataset, label_space if label_space is not None else model.label_space)
+    to_category = {v: k for k, v in category_mapping(dataset, space).items()}
+    device = resolve_device(device)
+    model.to(device).eval()
+    rank, world = process_group()
+    batches = size_batches(dataset, model, inference.batch_size)[rank::world]
+    mine: dict[int, Rows] = {}
+    limits = (settings.detections_per_image, settings.score_thresh) if settings else (None, None)
+    bar = tqdm(total=sum(map(len, batches)), desc=f"predict {dataset.name}", unit="img", disable=rank != 0,
+               leave=False)
+    with model.scoring(space, *limits), presized(model):
+        for batch in _loader(dataset, batches, model, inference, device) if batches else ():
+            images = [image.to(device, non_blocking=True) for _, image, _ in batch]
+            with autocast(device, inference.amp):
+                outputs = model(images)
+            for (index, image, original), out in zip(batch, outputs, strict=True):
+                image_id = int(dataset.images[index]["id"])
+                boxes = resize_boxes(out["boxes"].float(), list(image.shape[-2:]), list(original))
+                mine[image_id] = to_coco(image_id, {**out, "boxes": boxes}, to_category)
+            bar.update(len(batch))
+    bar.close()
+    rows = gather_rows(mine, [int(img["id"]) for img in dataset.images])
+    if rank == 0:
+        log.info("%s: %d detections on %d images (%d ranks)", dataset.name, len(rows), len(dataset), world)
+    return rows
+
+
+def to_coco(image_id: int, out: dict[str, Tensor], to_category: dict[int, int]) -> Rows:
+    """COCO results rows of one image's detections (``boxes`` xyxy in its pixels, ``scores``, ``labels``)."""
+    rows = []
+    for box, score, label in zip(out["boxes"].tolist(), out["scores"].tolist(), out["labels"].tolist()):
+        x0, y0, x1, y1 = box
+        rows.append({"image_id": image_id, "category_id": to_category[label],
+                     "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score)})
+    return rows
+
+
+def own_vocabulary(dataset: CocoDataset, label_space: LabelSpace) -> LabelSpace:
+    """``dataset``'s own labels: ``label_space`` when it holds no other dataset's, else its slice for ``dataset``
+    (the paper's test-time vocabulary, §4.2: no other dataset's label takes a candidate or a detection slot)."""
+    if set(label_space.datasets) == {dataset.name}:
+        return label_space
+    return label_space.subset(dataset.name)
+
+
+def evaluate(model: Detector, dataset: CocoDataset, label_space: LabelSpace | None = None,
+             device: str | torch.device | None = None, settings: ScoringSettings | None = None,
+             inference: InferenceSettings | None = None) -> dict[str, Any] | None:
+    """``coco_eval`` of :func:`predict` on ``dataset`` (COCO's scoring settings unless ``settings`` says otherwise),
+    on rank 0; ``None`` on the other ranks of a distributed job (they predicted their share)."""
+    from scaledet.evaluation import coco_eval
+
+    rows = predict(model, dataset, label_space, device, settings or scoring_settings("coco"), inference)
+    return coco_eval(dataset.source, rows) if process_group()[0] == 0 else None

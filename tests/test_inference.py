@@ -1,0 +1,112 @@
+"""The inference pipeline (scaledet.inference) on the demo's real images and its pretrained checkpoint: batches of
+one padded size, loader workers and batching equal one image at a time, 2 gloo ranks score what 1 rank scores."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from engine_fixtures import free_port, rank_environment
+
+from harness.catalog import datasets as registry
+from scaledet.data import read_image
+from scaledet.engine import load_detector
+from scaledet.errors import ConfigError
+from scaledet.evaluation import coco_eval
+from scaledet.inference import InferenceSettings, evaluate, predict, resized_size, shard, size_batches
+from scaledet.protocol import scoring_settings
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _raccoon_test():
+    return registry.load_split(registry.get_dataset("Raccoon", "demo"), "test")  # 40 images of mixed sizes
+
+
+def test_test_size_is_the_size_the_detectors_transform_gives(demo):
+    model, raccoon = load_detector(demo.checkpoint, "cpu").eval(), _raccoon_test()
+    transform = model.transform
+    for record in raccoon.images[:12]:
+        resized = transform.resize(read_image(raccoon.image_root / record["file_name"]))[0]
+        assert resized_size(record["height"], record["width"], float(transform.min_size[-1]),
+                         float(transform.max_size)) == tuple(resized.shape[-2:]), record["file_name"]
+
+
+def test_batches_hold_one_padded_size_and_cover_every_image_once(demo):
+    model, raccoon = load_detector(demo.checkpoint, "cpu"), _raccoon_test()
+    batches = size_batches(raccoon, model, 4)
+    assert sorted(i for b in batches for i in b) == list(range(len(raccoon)))
+    assert all(1 <= len(b) <= 4 for b in batches)
+    divisible, sizes = model.transform.size_divisible, []
+    for batch in batches:
+        padded = {tuple(math.ceil(s / divisible) * divisible for s in resized_size(
+            raccoon.images[i]["height"], raccoon.images[i]["width"], float(model.transform.min_size[-1]),
+            float(model.transform.max_size))) for i in batch}
+        assert len(padded) == 1, batch
+        sizes.append(padded.pop())
+    assert len(set(sizes)) > 1  # Raccoon's sizes differ: a plain split would mix them
+    assert len(batches) > math.ceil(len(raccoon) / 4)
+    assert shard(7, 1, 3) == [1, 4]
+
+
+def _by_image(rows: list[dict]) -> dict[int, list[tuple]]:
+    found: dict[int, list[tuple]] = {}
+    for row in rows:
+        found.setdefault(row["image_id"], []).append((row["category_id"], row["score"], *row["bbox"]))
+    return {k: sorted(v, key=lambda r: -r[1]) for k, v in found.items()}
+
+
+def test_workers_and_batches_give_what_one_image_at_a_time_gives(demo):
+    """Batch 4 with 2 loader workers against batch 1 decoded in the main process: the same detections per image
+    (float noise of batched convolutions aside) and the same metrics."""
+    model, raccoon = load_detector(demo.checkpoint, "cpu"), _raccoon_test()
+    settings = scoring_settings("coco")
+    alone = predict(model, raccoon, settings=settings, inference=InferenceSettings(batch_size=1, workers=0))
+    batched = predict(model, raccoon, settings=settings, inference=InferenceSettings(batch_size=4, workers=2))
+    assert [r["image_id"] for r in alone] == sorted((r["image_id"] for r in alone),
+                                                    key=[img["id"] for img in raccoon.images].index)
+    one, four = _by_image(alone), _by_image(batched)
+    assert one.keys() == four.keys() and len(alone) == len(batched) > 0
+    for image_id, rows in one.items():
+        top = [r for r in rows if r[1] > 0.05]  # confident detections: same class, score and box
+        assert [r[0] for r in top] == [r[0] for r in four[image_id][: len(top)]], image_id
+        for a, b in zip(top, four[image_id], strict=False):
+            assert b[1:] == pytest.approx(a[1:], abs=1e-3)
+    assert coco_eval(raccoon.source, batched)["AP"] == pytest.approx(coco_eval(raccoon.source, alone)["AP"], abs=1e-4)
+
+
+def _rank(rank: int, world: int, port: int, checkpoint: str, out: str) -> None:
+    rank_environment(rank, world, port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    try:
+        metrics = evaluate(load_detector(checkpoint, "cpu"), _raccoon_test(),
+                           inference=InferenceSettings(batch_size=4, workers=1))
+        Path(out, f"rank{rank}.json").write_text(json.dumps(metrics))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_score_what_one_process_scores(demo, tmp_path: Path):
+    """Each rank predicts its share of the batches; rank 0 gathers the detections by image id and scores once."""
+    mp.spawn(_rank, args=(2, free_port(), str(demo.checkpoint), str(tmp_path)), nprocs=2, join=True)
+    two = json.loads((tmp_path / "rank0.json").read_text())
+    assert json.loads((tmp_path / "rank1.json").read_text()) is None  # rank 1 predicted, rank 0 scored
+    one = evaluate(load_detector(demo.checkpoint, "cpu"), _raccoon_test(),
+                   inference=InferenceSettings(batch_size=4, workers=0))
+    assert two["AP"] > 0.05
+    assert {k: v for k, v in two.items() if k != "per_class"} == pytest.approx(
+        {k: v for k, v in one.items() if k != "per_class"}, abs=1e-9)
+    assert two["per_class"] == pytest.approx(one["per_class"], abs=1e-9)
+
+
+def test_settings_name_the_config_key_they_come_from():
+    for kwargs, key in (({"batch_size": 0}, "data.test_batch_size"), ({"workers": -1}, "data.test_workers"),
+                        ({"amp": "fp8"}, "data.test_amp")):
+        with pytest.raises(ConfigError, match=key):
+            InferenceSettings(**kwargs)
