@@ -186,7 +186,7 @@ def predict(model: Detector, dataset: CocoDataset, label_space: LabelSpace | Non
     with model.scoring(space, *limits), presized(model):
         for batch in _loader(dataset, batches, model, inference, device) if batches else ():
             images = [image.to(device, non_blocking=True) for _, image, _ in batch]
-            with autocast(device, inference.amp):
+            with autocast(device, inference.amp, key="data.test_amp"):
                 outputs = model(images)
             for (index, image, original), out in zip(batch, outputs, strict=True):
                 image_id = int(dataset.images[index]["id"])
