@@ -37,7 +37,7 @@ PHASES = {
     "writing checkpoints (torch.save)": ("torch/serialization.py", "save"),
     "building detectors (random init)": ("scaledet/detector.py", "build_detector"),
     "training steps (forward + backward)": ("scaledet/engine.py", "step"),
-    "evaluation (predict + COCO eval)": ("scaledet/engine.py", "evaluate"),
+    "evaluation (predict + COCO eval)": ("scaledet/inference.py", "evaluate"),
     "stand-in data written (once per rehearsal)": ("harness/run/rehearsal.py", "prepare"),
 }
 IMPORTS = "import torch, torchvision, harness.cli, harness.workloads.scaledet.work, scaledet.engine"
@@ -79,7 +79,8 @@ def main() -> None:
         debug_s, debug_status = _rehearse(args.files, Path(tmp) / "debug", "debug")
         profile.disable()
         cells = len(list((Path(tmp) / "debug" / "results").rglob("*.json")))
-        phases = _cumulative(pstats.Stats(profile))
+        stats = pstats.Stats(profile)
+        phases = _cumulative(stats)
         slurm_s, slurm_status = _rehearse(args.files, Path(tmp) / "slurm", "slurm") if args.slurm else (None, None)
     startup = _startup_s()
     rows = [[phase, round(s, 1), f"{s / debug_s:.0%}", round(s / max(cells, 1), 2)] for phase, s in phases.items()]
@@ -89,13 +90,17 @@ def main() -> None:
         rows.append(["on SLURM (wall time, 2 cores)", round(slurm_s, 1), "", round(slurm_s / max(cells, 1), 2)])
     print(f"{cells} cells of {', '.join(f.name for f in args.files)}")
     print(tabulate(rows, headers=["phase", "s", "share", "s per cell"]))
+    print("\nfunctions with the most time of their own (in this process):")
+    stats.sort_stats("tottime").print_stats(12)
     out = ROOT / "benchmarks/results/bench_rehearsal.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "files": [f.name for f in args.files], "cells": cells, "debug_wall_s": debug_s, "phases_s": phases,
         "startup_s": startup, "slurm_wall_s": slurm_s, "exit_codes": [debug_status, slurm_status],
         "machine": platform.platform(), "python": platform.python_version()}, indent=1))
-    print(f"wrote {out}")
+    profile_out = out.with_suffix(".prof")
+    stats.dump_stats(profile_out)
+    print(f"wrote {out} and {profile_out} (``python -m pstats`` reads it)")
 
 
 if __name__ == "__main__":

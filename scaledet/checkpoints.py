@@ -75,7 +75,7 @@ def save_checkpoint(state: dict[str, Any], out_dir: str | Path, keep: int = 0) -
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint (``weights_only=True``); a directory means its ``last.pt``.
+    """Read a checkpoint (``weights_only=True``, memory-mapped); a directory means its ``last.pt``.
 
     The returned state's ``model`` dict remembers the file and the backbone it came from, so that
     :func:`load_model_weights` can name them when the weights do not fit a model.
@@ -86,7 +86,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: only the tensors a caller touches are read (a transfer reads the model's weights, not the
+        # optimizer state that makes up two thirds of the file); copy-on-write, the file is never written
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # noqa: BLE001 - truncated zip, bad pickle, foreign format: many types
         size = path.stat().st_size
         raise CheckpointError(

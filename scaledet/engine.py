@@ -3,6 +3,7 @@ detector from a checkpoint. Prediction and scoring are :mod:`scaledet.inference`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -23,6 +24,7 @@ from scaledet.data import CocoDataset, DetectionDataset, category_mapping, colla
 from scaledet.detector import Detector, build_detector, check_detector
 from scaledet.distributed import DistInfo, barrier, init_distributed, resolve_device, world_size
 from scaledet.errors import ConfigError, ScaleDetError
+from scaledet.init_skip import init_skipped
 from scaledet.labels import LabelSpace
 from scaledet.precision import AMP_MODES, amp_dtype, autocast, needs_scaler
 from scaledet.sampling import REPEAT_FACTOR_MODES, RepeatFactorSampler, dataset_repeat_factors
@@ -289,7 +291,9 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     info = init_distributed(device)
     torch.manual_seed(cfg.train.seed)
     if model is None:
-        model = build_detector(cfg.model, label_space, load_weights=init_state is None)
+        # a checkpoint to resume replaces every weight and the RNG state: its random init would be wasted
+        with init_skipped() if resume and ckpt.find_last(out_dir) else contextlib.nullcontext():
+            model = build_detector(cfg.model, label_space, load_weights=init_state is None)
     elif model.label_space.fingerprint != label_space.fingerprint:
         model.set_label_space(label_space)
     if init_state is not None:
@@ -430,6 +434,7 @@ def load_detector(checkpoint: str | Path, device: str | torch.device | None = No
     state = ckpt.load_checkpoint(checkpoint)
     cfg = load_config(state["config"])
     label_space = LabelSpace.from_state(state["label_space"])
-    model = build_detector(cfg.model, label_space, load_weights=False)
+    with init_skipped():  # every weight comes from the checkpoint next
+        model = build_detector(cfg.model, label_space, load_weights=False)
     ckpt.load_model_weights(model, state)
     return model.to(resolve_device(device))

@@ -3,9 +3,9 @@
 
 Kept: the plan's cells, the method's preset and every architecture setting (backbone, FPN, heads, label-space
 sizes: 2,249 labels for the four upstream datasets), the stages and their checkpoints, DDP over the job's ranks.
-Shrunk: 2 training steps (a checkpoint each, the newest kept; a fine-tune's are removed once its record is
-written: only pretrain checkpoints are read again), one image per rank per step at 64 px, 4 images per split, 64
-sampled RoIs per image. Stood in: backbone weights (random: the real ones are not to be had offline on every
+Shrunk: 2 training steps and one checkpoint, at the last (a fine-tune therefore trains and is scored on
+``valid`` in one chunk; its checkpoint is removed once its record is written: only pretrain checkpoints are read
+again), one image per rank per step at 64 px, 4 images per split, 64 sampled RoIs per image. Stood in: backbone weights (random: the real ones are not to be had offline on every
 machine), and the text encoder over whole label spaces (deterministic random embeddings of the real encoder's
 dimension, the real label names); the real encoder's architecture and code path run on a handful of labels with
 one prompt each (random weights where its own are not on disk). The record's ``rehearsal`` field says all this.
@@ -55,7 +55,7 @@ class ToyScale:
         self.notes["backbone_weights"] = f"random ({cfg.model.backbone}, real architecture)"
         return apply_overrides(cfg, {
             "train.max_steps": self.steps, "train.warmup_steps": 1, "train.lr_steps": (self.steps,),
-            "train.checkpoint_every": 1, "train.keep_checkpoints": 1, "data.train_size": self.size,
+            "train.checkpoint_every": self.steps, "train.keep_checkpoints": 1, "data.train_size": self.size,
             "data.train_min_sizes": (self.size,), "data.train_max_size": self.size * 3 // 2,
             "data.batch_size": world,
             "data.num_workers": 0, "data.test_workers": 0, "model.min_size_test": self.size, "model.max_size_test": self.size * 3 // 2,

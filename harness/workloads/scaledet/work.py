@@ -51,6 +51,7 @@ from scaledet.errors import CheckpointError, ConfigError, DataError, WeightsUnav
 from scaledet.evaluation import coco_eval
 from scaledet.files import atomic_torch_save
 from scaledet.inference import InferenceSettings, evaluate, predict
+from scaledet.init_skip import init_skipped
 from scaledet.labels import LabelSpace, encode_label_space
 from scaledet.names import check_name
 from scaledet.protocol import scoring_settings
@@ -384,7 +385,8 @@ def direct(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     work, state, cfg, source, space, encoder_id, path = transfer_inputs(spec, run_dir, with_train=False)
     from scaledet.detector import build_detector
 
-    model = build_detector(cfg.model, LabelSpace.from_state(state["label_space"]), load_weights=False)
+    with init_skipped():  # every weight comes from the checkpoint next
+        model = build_detector(cfg.model, LabelSpace.from_state(state["label_space"]), load_weights=False)
     ckpt.load_model_weights(model, state)
     device = resolve_device(work.get("device"))
     found = score(model, source, space, device, InferenceSettings.of(cfg))
@@ -408,7 +410,8 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     best = select_on_valid(cfg, spec, train_set, space, state, run_dir, device)
     from scaledet.detector import build_detector
 
-    model = build_detector(cfg.model, space, load_weights=False)
+    with init_skipped():  # every weight comes from the selected state next
+        model = build_detector(cfg.model, space, load_weights=False)
     ckpt.load_model_weights(model, {"model": best["state"], "label_space": space.to_state()})
     found = score(model, source, space, device, InferenceSettings.of(cfg))
     if found is None:  # a rank other than 0: it trained and predicted its share
