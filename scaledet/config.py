@@ -71,9 +71,10 @@ class DataConfig:
     persistent_workers: bool = True
     prefetch_factor: int = 2
     single_dataset: bool = False  # the baseline trains on exactly one dataset
-    # prediction passes (scaledet.inference): images per forward pass, decoding workers, mixed precision (CUDA only)
-    test_batch_size: int = 4
-    test_workers: int = 2
+    # prediction passes (scaledet.inference): images per forward pass, decoding workers, mixed precision (CUDA only);
+    # "auto" picks by device (scaledet.inference.AUTO_SETTINGS: one image and no workers on a CPU, 4 and 2 on a GPU)
+    test_batch_size: int | str = "auto"
+    test_workers: int | str = "auto"
     test_amp: str = "off"  # scaledet.precision.AMP_MODES; "off" scores in float32 as the paper's detectron2 does
 
 
@@ -213,9 +214,25 @@ def _pin_memory(value: Any) -> str | bool:
     raise ConfigError(f"data.pin_memory is {value!r}; expected auto, true or false")
 
 
+def auto_or_count(key: str, value: Any, minimum: int) -> str | int:
+    """``"auto"`` or a whole number >= ``minimum`` (the value of setting ``key``, which an error names)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if not isinstance(value, bool):
+        try:
+            number = int(value) if isinstance(value, int) else int(str(value).strip())
+        except ValueError:
+            number = None
+        if number is not None and number >= minimum:
+            return number
+    raise ConfigError(f"{key} is {value!r}; expected auto or a whole number >= {minimum}")
+
+
 # fields whose values are more than their type: "section.name" -> the value as the config holds it (ConfigError
 # naming the key and the valid values otherwise)
-_FIELD_VALUES = {"train.amp": _amp_mode, "data.pin_memory": _pin_memory}
+_FIELD_VALUES = {"train.amp": _amp_mode, "data.pin_memory": _pin_memory,
+                 "data.test_batch_size": lambda value: auto_or_count("data.test_batch_size", value, 1),
+                 "data.test_workers": lambda value: auto_or_count("data.test_workers", value, 0)}
 _SECTIONS = {ModelConfig: "model", DataConfig: "data", TrainConfig: "train"}
 
 

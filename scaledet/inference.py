@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -25,7 +25,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.models.detection.transform import resize_boxes
 
-from scaledet.config import Config
+from scaledet.config import Config, auto_or_count
 from scaledet.data import CocoDataset, category_mapping, read_image
 from scaledet.detector import Detector
 from scaledet.distributed import resolve_device
@@ -37,23 +37,27 @@ from scaledet.protocol import ScoringSettings, scoring_settings
 log = logging.getLogger(__name__)
 
 Rows = list[dict[str, Any]]
+# "auto" batch size and loader workers by device type. CPU: measured (benchmarks/bench_inference.py, 2 cores, the
+# demo's detector): one image per forward pass is the fastest (batches of 4 and 8 took 37% and 45% longer an image:
+# the RoI heads of several images outgrow the caches) and loader workers slow it (the forward pass uses every
+# core; decoding is 1-2% of the time). GPU: batches amortise kernel launches, and workers decode while the GPU
+# computes, leaving the main process's core to feed it (not measured here: this machine has no GPU).
+AUTO_SETTINGS: dict[str, tuple[int, int]] = {"cpu": (1, 0), "cuda": (4, 2)}
 
 
 @dataclass(frozen=True)
 class InferenceSettings:
     """How a prediction pass runs (never what it predicts): images per forward pass, loader worker processes
-    (0: the main process decodes), and mixed precision (:data:`scaledet.precision.AMP_MODES`, CUDA only). The
-    defaults here are the library's (no worker processes); a job takes its config's (:meth:`of`)."""
+    (0: the main process decodes), and mixed precision (:data:`scaledet.precision.AMP_MODES`, CUDA only).
+    ``"auto"`` picks by device (:data:`AUTO_SETTINGS`, resolved by :meth:`on`); a job takes its config's (:meth:`of`)."""
 
-    batch_size: int = 4
-    workers: int = 0
+    batch_size: int | str = "auto"
+    workers: int | str = "auto"
     amp: str = "off"
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError(f"data.test_batch_size must be >= 1, got {self.batch_size}")
-        if self.workers < 0:
-            raise ConfigError(f"data.test_workers must be >= 0, got {self.workers}")
+        object.__setattr__(self, "batch_size", auto_or_count("data.test_batch_size", self.batch_size, 1))
+        object.__setattr__(self, "workers", auto_or_count("data.test_workers", self.workers, 0))
         if self.amp not in AMP_MODES:
             raise ConfigError(f"data.test_amp is {self.amp!r}; expected one of {', '.join(AMP_MODES)}")
 
@@ -61,6 +65,12 @@ class InferenceSettings:
     def of(cls, cfg: Config) -> InferenceSettings:
         """The settings ``cfg`` asks for (``data.test_batch_size``, ``data.test_workers``, ``data.test_amp``)."""
         return cls(cfg.data.test_batch_size, cfg.data.test_workers, cfg.data.test_amp)
+
+    def on(self, device: str | torch.device) -> InferenceSettings:
+        """These settings with ``"auto"`` resolved for ``device``'s type (a GPU's for any accelerator)."""
+        batch, workers = AUTO_SETTINGS.get(torch.device(device).type, AUTO_SETTINGS["cuda"])
+        return replace(self, batch_size=batch if self.batch_size == "auto" else self.batch_size,
+                       workers=workers if self.workers == "auto" else self.workers)
 
     def to_dict(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "workers": self.workers, "amp": self.amp}
@@ -172,10 +182,10 @@ def predict(model: Detector, dataset: CocoDataset, label_space: LabelSpace | Non
     """
     from tqdm.auto import tqdm
 
-    inference = inference or InferenceSettings()
+    device = resolve_device(device)
+    inference = (inference or InferenceSettings()).on(device)
     space = own_vocabulary(dataset, label_space if label_space is not None else model.label_space)
     to_category = {v: k for k, v in category_mapping(dataset, space).items()}
-    device = resolve_device(device)
     model.to(device).eval()
     rank, world = process_group()
     batches = size_batches(dataset, model, inference.batch_size)[rank::world]

@@ -14,11 +14,20 @@ import torch.multiprocessing as mp
 from engine_fixtures import free_port, rank_environment
 
 from harness.catalog import datasets as registry
+from scaledet.config import preset, with_overrides
 from scaledet.data import read_image
 from scaledet.engine import load_detector
 from scaledet.errors import ConfigError
 from scaledet.evaluation import coco_eval
-from scaledet.inference import InferenceSettings, evaluate, predict, resized_size, shard, size_batches
+from scaledet.inference import (
+    AUTO_SETTINGS,
+    InferenceSettings,
+    evaluate,
+    predict,
+    resized_size,
+    shard,
+    size_batches,
+)
 from scaledet.protocol import scoring_settings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -110,3 +119,14 @@ def test_settings_name_the_config_key_they_come_from():
                         ({"amp": "fp8"}, "data.test_amp")):
         with pytest.raises(ConfigError, match=key):
             InferenceSettings(**kwargs)
+
+
+def test_auto_settings_resolve_by_device_and_the_config_reads_auto_or_a_count():
+    auto = InferenceSettings()
+    assert (auto.on("cpu").batch_size, auto.on("cpu").workers) == AUTO_SETTINGS["cpu"] == (1, 0)
+    assert (auto.on("cuda:1").batch_size, auto.on("cuda:1").workers) == AUTO_SETTINGS["cuda"]
+    assert InferenceSettings(batch_size=8, workers="auto").on("cpu") == InferenceSettings(8, 0)
+    cfg = with_overrides(preset("scaledet"), ["data.test_batch_size=2", "data.test_workers=auto"])
+    assert InferenceSettings.of(cfg).on("cuda") == InferenceSettings(2, AUTO_SETTINGS["cuda"][1])
+    with pytest.raises(ConfigError, match=r"data.test_workers is 'two'; expected auto or a whole number >= 0"):
+        with_overrides(preset("scaledet"), ["data.test_workers=two"])

@@ -202,7 +202,8 @@ def score(model, source: Source, label_space: LabelSpace, device, inference: Inf
     ``label_space``) and its kind's settings (``scaledet.protocol``); ``scoring`` says which, and how the pass ran
     (``inference``, default :class:`InferenceSettings`'s). In a distributed job every rank predicts its share and
     rank 0 scores; ``None`` on the other ranks."""
-    settings, inference = scoring_settings(source.metric), inference or InferenceSettings()
+    settings = scoring_settings(source.metric)
+    inference = (inference or InferenceSettings()).on(resolve_device(device))  # recorded as it ran
     detections = predict(model, source.eval, label_space, device, settings, inference)
     if rank() != 0:
         return None
