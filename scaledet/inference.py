@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 
 Rows = list[dict[str, Any]]
 # "auto" batch size and loader workers by device type. CPU: measured (benchmarks/bench_inference.py, 2 cores, the
-# demo's detector): one image per forward pass is the fastest (batches of 4 and 8 took 17-45% longer an image
-# in two runs) and loader workers slow it (the forward pass uses every
+# demo's detector): one image per forward pass is the fastest (batches of 4 and 8 took 17-49% longer an image
+# in four runs) and loader workers slow it (the forward pass uses every
 # core; decoding is 1-2% of the time). GPU: batches amortise kernel launches, and workers decode while the GPU
 # computes, leaving the main process's core to feed it (not measured here: this machine has no GPU).
 AUTO_SETTINGS: dict[str, tuple[int, int]] = {"cpu": (1, 0), "cuda": (4, 2)}

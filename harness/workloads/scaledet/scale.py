@@ -5,8 +5,9 @@ Kept: the plan's cells, the method's preset and every architecture setting (back
 sizes: 2,249 labels for the four upstream datasets), the stages and their checkpoints, DDP over the job's ranks.
 Shrunk: 2 training steps and one checkpoint, at the last (a fine-tune therefore trains and is scored on
 ``valid`` in one chunk; its checkpoint is removed once its record is written: only pretrain checkpoints are read
-again), one image per rank per step at 64 px, 4 images per split, 64 sampled RoIs per image. Stood in: backbone weights (random: the real ones are not to be had offline on every
-machine), and the text encoder over whole label spaces (deterministic random embeddings of the real encoder's
+again), one image per rank per step at 64 px, 4 images per split, 64 sampled RoIs per image; predictions without
+loader workers, in the batches a GPU job's ``auto`` gives. Stood in: backbone weights (random: the real ones are not
+to be had offline on every machine), and the text encoder over whole label spaces (deterministic random embeddings of the real encoder's
 dimension, the real label names); the real encoder's architecture and code path run on a handful of labels with
 one prompt each (random weights where its own are not on disk). The record's ``rehearsal`` field says all this.
 """
@@ -31,6 +32,7 @@ from scaledet.config import Config, apply_overrides
 from scaledet.data import CocoDataset
 from scaledet.errors import ScaleDetError
 from scaledet.files import atomic_write_text
+from scaledet.inference import AUTO_SETTINGS
 from scaledet.text import TextEncoder, build_text_encoder
 
 log = logging.getLogger(__name__)
@@ -53,12 +55,14 @@ class ToyScale:
         """``cfg`` at toy scale (architecture kept, weights random, one image per rank)."""
         world = dist.get_world_size() if dist.is_initialized() else 1
         self.notes["backbone_weights"] = f"random ({cfg.model.backbone}, real architecture)"
+        # prediction batches as the real (GPU) job's "auto" makes them, not this CPU's one image a pass
+        test_batch = AUTO_SETTINGS["cuda"][0] if cfg.data.test_batch_size == "auto" else cfg.data.test_batch_size
         return apply_overrides(cfg, {
             "train.max_steps": self.steps, "train.warmup_steps": 1, "train.lr_steps": (self.steps,),
             "train.checkpoint_every": self.steps, "train.keep_checkpoints": 1, "data.train_size": self.size,
             "data.train_min_sizes": (self.size,), "data.train_max_size": self.size * 3 // 2,
             "data.batch_size": world,
-            "data.num_workers": 0, "data.test_workers": 0, "model.min_size_test": self.size, "model.max_size_test": self.size * 3 // 2,
+            "data.num_workers": 0, "data.test_workers": 0, "data.test_batch_size": test_batch, "model.min_size_test": self.size, "model.max_size_test": self.size * 3 // 2,
             "model.weights": None, "model.box_batch_size_per_image": self.rois}, "rehearsal scale")
 
     def sample(self, records: CocoDataset) -> CocoDataset:
