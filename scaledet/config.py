@@ -230,9 +230,9 @@ def auto_or_count(key: str, value: Any, minimum: int) -> str | int:
 
 # fields whose values are more than their type: "section.name" -> the value as the config holds it (ConfigError
 # naming the key and the valid values otherwise)
+COUNT_MINIMUMS = {"data.test_batch_size": 1, "data.test_workers": 0}  # settings that take "auto" or a count
 _FIELD_VALUES = {"train.amp": _amp_mode, "data.pin_memory": _pin_memory,
-                 "data.test_batch_size": lambda value: auto_or_count("data.test_batch_size", value, 1),
-                 "data.test_workers": lambda value: auto_or_count("data.test_workers", value, 0)}
+                 **{key: lambda value, key=key: auto_or_count(key, value, COUNT_MINIMUMS[key]) for key in COUNT_MINIMUMS}}
 _SECTIONS = {ModelConfig: "model", DataConfig: "data", TrainConfig: "train"}
 
 

@@ -25,7 +25,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.models.detection.transform import resize_boxes
 
-from scaledet.config import Config, auto_or_count
+from scaledet.config import COUNT_MINIMUMS, Config, auto_or_count
 from scaledet.data import CocoDataset, category_mapping, read_image
 from scaledet.detector import Detector
 from scaledet.distributed import resolve_device
@@ -39,8 +39,7 @@ log = logging.getLogger(__name__)
 Rows = list[dict[str, Any]]
 # "auto" batch size and loader workers by device type. CPU: measured (benchmarks/bench_inference.py, 2 cores, the
 # demo's detector): one image per forward pass is the fastest (batches of 4 and 8 took 17-49% longer an image
-# in four runs) and loader workers slow it (the forward pass uses every
-# core; decoding is 1-2% of the time). GPU: batches amortise kernel launches, and workers decode while the GPU
+# in four runs) and loader workers slow it (the forward pass uses every core; decoding is 1-2% of the time). GPU: batches amortise kernel launches, and workers decode while the GPU
 # computes, leaving the main process's core to feed it (not measured here: this machine has no GPU).
 AUTO_SETTINGS: dict[str, tuple[int, int]] = {"cpu": (1, 0), "cuda": (4, 2)}
 
@@ -56,8 +55,8 @@ class InferenceSettings:
     amp: str = "off"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "batch_size", auto_or_count("data.test_batch_size", self.batch_size, 1))
-        object.__setattr__(self, "workers", auto_or_count("data.test_workers", self.workers, 0))
+        for field, key in (("batch_size", "data.test_batch_size"), ("workers", "data.test_workers")):
+            object.__setattr__(self, field, auto_or_count(key, getattr(self, field), COUNT_MINIMUMS[key]))
         if self.amp not in AMP_MODES:
             raise ConfigError(f"data.test_amp is {self.amp!r}; expected one of {', '.join(AMP_MODES)}")
 
