@@ -37,7 +37,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from harness.catalog import datasets as registry
 from scaledet import inference
-from scaledet.data import CocoDataset, category_mapping
+from scaledet.data import CocoDataset, category_mapping, subset
 from scaledet.detector_parts import InputTransform
 from scaledet.engine import load_detector
 from scaledet.evaluation import coco_eval
@@ -62,7 +62,8 @@ def _profiled() -> Iterator[None]:
     """Time the phases of both pipelines in this process (class and module attributes wrapped, then restored)."""
     targets = [(InputTransform, "normalize", "transform"), (InputTransform, "resize", "transform"),
                (GeneralizedRCNNTransform, "batch_images", "transform"), (InputTransform, "postprocess", "postprocess"),
-               (inference, "read_image", "decode"), (inference, "resize_boxes", "postprocess"),
+               (inference, "read_image", "decode"), (inference, "padded_batch", "transform"),
+               (inference, "resize_boxes", "postprocess"),
                (inference, "to_coco", "postprocess"), (inference, "gather_rows", "gather")]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in targets + [(inference, "_loader", "")]]
     for owner, name, phase in targets:
@@ -164,8 +165,6 @@ def _datasets(model, limit: int | None) -> list[CocoDataset]:
         for dataset in found:
             if left <= 0:
                 break
-            from harness.workloads.fewshot import subset
-
             kept.append(subset(dataset, [img["id"] for img in dataset.images[:left]]))
             left -= len(kept[-1])
         found = kept

@@ -3,7 +3,8 @@ networks: the input transform, and the vocabulary (label space, test-time swap, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -20,8 +21,9 @@ from scaledet.losses import ClassificationLoss, scaledet_classification_loss
 
 class InputTransform(GeneralizedRCNNTransform):
     """Normalise always; resize only at test time (training images come sized by the data pipeline). At test time
-    with ``presized`` set, neither: the inference loader's workers normalised and resized the images with a copy
-    of this transform (:mod:`scaledet.inference`)."""
+    with ``presized`` set, neither: the inference loader's workers normalised, resized and padded the images with a
+    copy of this transform (:mod:`scaledet.inference`); the detections stay in the resized images' pixels, and
+    images that are views of one padded batch (:func:`padded_batch_of`) are taken as that batch, uncopied."""
 
     presized = False
 
@@ -34,6 +36,47 @@ class InputTransform(GeneralizedRCNNTransform):
         if self.training or self.presized:
             return image, target
         return super().resize(image, target)
+
+    def batch_images(self, images: list[Tensor], size_divisible: int = 32) -> Tensor:
+        if self.presized and not self.training:
+            batch = padded_batch_of(images, size_divisible)
+            if batch is not None:
+                return batch
+        return super().batch_images(images, size_divisible)
+
+    def postprocess(self, result, image_shapes, original_image_sizes):
+        if self.presized and not self.training:  # presized: the input sizes are the resized ones (a scale of 1)
+            return result
+        return super().postprocess(result, image_shapes, original_image_sizes)
+
+
+def padded_size(sizes: Iterable[Sequence[int]], size_divisible: int) -> list[int]:
+    """The [H, W] ``batch_images`` pads images of ``sizes`` (h, w) to: their largest, rounded up to
+    ``size_divisible``."""
+    heights, widths = zip(*((int(h), int(w)) for h, w in sizes))
+    return [math.ceil(max(side) / size_divisible) * size_divisible for side in (heights, widths)]
+
+
+def padded_batch_of(images: list[Tensor], size_divisible: int) -> Tensor | None:
+    """The contiguous (N, C, H, W) tensor whose ``[i, :, :h_i, :w_i]`` views ``images`` are, in order, when its H
+    and W are what ``batch_images`` pads them to (their largest, rounded up to ``size_divisible``); else None.
+    Read from the views' storage and strides (views made in inference mode keep no link to their base). Its
+    padding is the caller's to have zeroed (the inference loader's batches, :func:`scaledet.inference.padded_batch`).
+    """
+    if not images or any(img.dim() != 3 for img in images):
+        return None
+    channels, (height, width) = int(images[0].shape[0]), padded_size((img.shape[-2:] for img in images),
+                                                                     size_divisible)
+    strides, first = (height * width, width, 1), images[0].storage_offset()
+    storage = images[0].untyped_storage()
+    for i, img in enumerate(images):
+        if (img.shape[0] != channels or img.stride() != strides or img.dtype != images[0].dtype
+                or img.device != images[0].device or img.untyped_storage().data_ptr() != storage.data_ptr()
+                or img.storage_offset() != first + i * channels * height * width):
+            return None
+    if (first + len(images) * channels * height * width) * images[0].element_size() > storage.nbytes():
+        return None
+    return images[0].as_strided((len(images), channels, height, width), (channels * height * width, *strides), first)
 
 
 def detector_backbone(cfg: ModelConfig, load_weights: bool, backbone: nn.Module | None) -> nn.Module:

@@ -14,20 +14,22 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 from torchvision.models.detection.transform import resize_boxes
 
 from scaledet.config import COUNT_MINIMUMS, Config, auto_or_count
 from scaledet.data import CocoDataset, category_mapping, read_image
 from scaledet.detector import Detector
+from scaledet.detector_parts import padded_size
 from scaledet.distributed import resolve_device
 from scaledet.errors import ConfigError
 from scaledet.labels import LabelSpace
@@ -114,12 +116,11 @@ def size_batches(dataset: CocoDataset, model: Detector, batch_size: int) -> list
     (from the records' ``width`` and ``height``), each size's images in dataset order. The batches do not depend
     on the number of ranks: every rank takes its share of the same batches, so 1 and N ranks compute alike."""
     transform = model.transform
-    divisible = int(transform.size_divisible)
     groups: dict[tuple[int, ...], list[int]] = {}
     for index, record in enumerate(dataset.images):
         size = resized_size(int(record["height"]), int(record["width"]), float(transform.min_size[-1]),
                          float(transform.max_size))
-        groups.setdefault(tuple(math.ceil(s / divisible) * divisible for s in size), []).append(index)
+        groups.setdefault(tuple(padded_size([size], int(transform.size_divisible))), []).append(index)
     return [group[i : i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
 
 
@@ -140,14 +141,39 @@ class _ResizedImages(Dataset):
         return index, self.transform.resize(self.transform.normalize(image))[0], original
 
 
-def _as_list(items: list[Any]) -> list[Any]:
-    return items
+class PaddedBatch(NamedTuple):
+    """A batch as the loader hands it over: ``images`` (N, C, H, W), each image top-left in its zero-padded slot
+    (torchvision's ``batch_images`` layout), ``sizes`` their resized (h, w), ``originals`` their decoded (h, w)."""
+
+    indices: list[int]
+    images: Tensor
+    sizes: list[tuple[int, int]]
+    originals: list[tuple[int, int]]
+
+    def views(self, device: torch.device) -> list[Tensor]:
+        """The images on ``device`` as views of one padded batch (the detector's transform takes it uncopied)."""
+        batch = self.images.to(device, non_blocking=True)
+        return [batch[i, :, :h, :w] for i, (h, w) in enumerate(self.sizes)]
+
+
+def padded_batch(items: list[tuple[int, Tensor, tuple[int, int]]], size_divisible: int) -> PaddedBatch:
+    """The loader's collate: the items' images padded into one batch as ``batch_images`` pads them (zeros, to the
+    largest size rounded up to ``size_divisible``), built in shared memory in a worker process (handed over
+    without another copy)."""
+    images = [image for _, image, _ in items]
+    batch = torch.zeros([len(images), images[0].shape[0], *padded_size((img.shape[-2:] for img in images), size_divisible)], dtype=images[0].dtype)
+    if get_worker_info() is not None:
+        batch.share_memory_()
+    for slot, image in zip(batch, images):
+        slot[:, : image.shape[1], : image.shape[2]].copy_(image)
+    return PaddedBatch([index for index, _, _ in items], batch,
+                       [(int(img.shape[1]), int(img.shape[2])) for img in images], [orig for _, _, orig in items])
 
 
 @contextmanager
 def presized(model: Detector) -> Iterator[None]:
-    """Within the block, the detector's transform takes its test images as already normalised and resized (the
-    loader's)."""
+    """Within the block, the detector's transform takes its test images as already normalised, resized and padded
+    (the loader's :class:`PaddedBatch`), and leaves the detections in the resized images' pixels."""
     transform = model.transform
     saved = transform.presized
     transform.presized = True
@@ -158,13 +184,18 @@ def presized(model: Detector) -> Iterator[None]:
 
 
 def _loader(dataset: CocoDataset, batches: list[list[int]], model: Detector, settings: InferenceSettings,
-            device: torch.device) -> DataLoader:
-    """Worker processes decode, normalise and resize whole batches (the model's own test transform, a CPU copy)."""
+            device: torch.device) -> Iterable[PaddedBatch]:
+    """The batches, decoded, normalised, resized and padded (the model's own test transform, a CPU copy): by
+    worker processes, or without workers here, one batch at a time (no loader machinery per batch)."""
     transform = copy.deepcopy(model.transform).cpu().eval()
     transform.presized = False
+    images = _ResizedImages(dataset, transform)
+    collate = partial(padded_batch, size_divisible=int(transform.size_divisible))
     workers = min(settings.workers, len(batches))
-    return DataLoader(_ResizedImages(dataset, transform), batch_sampler=batches, collate_fn=_as_list,
-                      num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=False)
+    if workers == 0:
+        return (collate([images[index] for index in batch]) for batch in batches)
+    return DataLoader(images, batch_sampler=batches, collate_fn=collate, num_workers=workers,
+                      pin_memory=device.type == "cuda", persistent_workers=False)
 
 
 @torch.inference_mode()
@@ -191,17 +222,16 @@ def predict(model: Detector, dataset: CocoDataset, label_space: LabelSpace | Non
     mine: dict[int, Rows] = {}
     limits = (settings.detections_per_image, settings.score_thresh) if settings else (None, None)
     bar = tqdm(total=sum(map(len, batches)), desc=f"predict {dataset.name}", unit="img", disable=rank != 0,
-               leave=False)
+               leave=False, mininterval=1.0)
     with model.scoring(space, *limits), presized(model):
         for batch in _loader(dataset, batches, model, inference, device) if batches else ():
-            images = [image.to(device, non_blocking=True) for _, image, _ in batch]
             with autocast(device, inference.amp, key="data.test_amp"):
-                outputs = model(images)
-            for (index, image, original), out in zip(batch, outputs, strict=True):
+                outputs = model(batch.views(device))
+            for index, size, original, out in zip(batch.indices, batch.sizes, batch.originals, outputs, strict=True):
                 image_id = int(dataset.images[index]["id"])
-                boxes = resize_boxes(out["boxes"].float(), list(image.shape[-2:]), list(original))
+                boxes = resize_boxes(out["boxes"].float(), list(size), list(original))
                 mine[image_id] = to_coco(image_id, {**out, "boxes": boxes}, to_category)
-            bar.update(len(batch))
+            bar.update(len(batch.indices))
     bar.close()
     rows = gather_rows(mine, [int(img["id"]) for img in dataset.images])
     if rank == 0:

@@ -15,7 +15,8 @@ from engine_fixtures import free_port, rank_environment
 
 from harness.catalog import datasets as registry
 from scaledet.config import preset, with_overrides
-from scaledet.data import read_image
+from scaledet.data import category_mapping, read_image, subset
+from scaledet.detector_parts import InputTransform
 from scaledet.engine import load_detector
 from scaledet.errors import ConfigError
 from scaledet.evaluation import coco_eval
@@ -23,10 +24,14 @@ from scaledet.inference import (
     AUTO_SETTINGS,
     InferenceSettings,
     evaluate,
+    own_vocabulary,
+    padded_batch,
     predict,
+    presized,
     resized_size,
     shard,
     size_batches,
+    to_coco,
 )
 from scaledet.protocol import scoring_settings
 
@@ -87,6 +92,51 @@ def test_workers_and_batches_give_what_one_image_at_a_time_gives(demo):
         for a, b in zip(top, four[image_id], strict=False):
             assert b[1:] == pytest.approx(a[1:], abs=1e-3)
     assert coco_eval(raccoon.source, batched)["AP"] == pytest.approx(coco_eval(raccoon.source, alone)["AP"], abs=1e-4)
+
+
+def test_the_pipeline_predicts_what_the_model_predicts_from_each_decoded_image(demo):
+    """Batch 1 without workers: the loader's normalised, resized, zero-padded batch taken uncopied and the boxes
+    scaled back outside the model give, to the last bit, what the model gives when handed each decoded image."""
+    model, raccoon = load_detector(demo.checkpoint, "cpu").eval(), _raccoon_test()
+    raccoon = subset(raccoon, [img["id"] for img in raccoon.images[:12]])
+    assert len({(img["height"], img["width"]) for img in raccoon.images}) > 1
+    settings = scoring_settings("coco")
+    rows = predict(model, raccoon, settings=settings, inference=InferenceSettings(batch_size=1, workers=0))
+    space = own_vocabulary(raccoon, model.label_space)
+    to_category = {v: k for k, v in category_mapping(raccoon, space).items()}
+    expected = []
+    with torch.inference_mode(), model.scoring(space, settings.detections_per_image, settings.score_thresh):
+        for record in raccoon.images:
+            (out,) = model([read_image(raccoon.image_root / record["file_name"])])
+            expected += to_coco(int(record["id"]), out, to_category)
+    assert len(rows) > len(raccoon) and rows == expected
+
+
+def test_a_padded_batch_is_taken_uncopied_and_anything_else_batched_as_torchvision_does():
+    transform = InputTransform(320, 533, [0.5] * 3, [0.2] * 3).eval()
+    images = [torch.rand(3, 300, 410), torch.rand(3, 320, 427)]
+    batch = padded_batch([(7, images[0], (600, 820)), (9, images[1], (320, 427))], size_divisible=32)
+    assert batch.indices == [7, 9] and batch.sizes == [(300, 410), (320, 427)] and batch.originals[0] == (600, 820)
+    torchvision_batch = transform.batch_images(images, 32)  # not presized: torchvision's own
+    assert torchvision_batch.shape == (2, 3, 320, 448) and torch.equal(batch.images, torchvision_batch)
+    with presized(_Holder(transform)), torch.inference_mode():  # as predict runs: views there keep no base
+        views = batch.views(torch.device("cpu"))
+        assert transform.batch_images(views, 32).data_ptr() == batch.images.data_ptr()
+        copies = transform.batch_images([v.clone() for v in views], 32)
+        assert copies.data_ptr() != batch.images.data_ptr() and torch.equal(copies, torchvision_batch)
+        wider = torch.zeros(2, 3, 352, 480)  # padded beyond what batch_images pads to: copied, not taken
+        assert transform.batch_images([wider[i, :, :h, :w] for i, (h, w) in enumerate(batch.sizes)],
+                                      32).shape == (2, 3, 320, 448)
+        detections = [{"boxes": torch.tensor([[10.0, 20.0, 30.0, 40.0]])}]
+        assert transform.postprocess(detections, [(300, 410)], [(300, 410)]) is detections
+    assert not transform.presized
+    scaled = transform.postprocess([{"boxes": torch.tensor([[10.0, 20.0, 30.0, 40.0]])}], [(300, 410)], [(600, 820)])
+    assert scaled[0]["boxes"].tolist() == [[20.0, 40.0, 60.0, 80.0]]
+
+
+class _Holder:
+    def __init__(self, transform: InputTransform) -> None:
+        self.transform = transform
 
 
 def _rank(rank: int, world: int, port: int, checkpoint: str, out: str) -> None:
