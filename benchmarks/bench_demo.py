@@ -36,7 +36,9 @@ TIMES: dict[str, float] = defaultdict(float)
 STACK: list[list[float]] = []  # [start, time spent in nested phases]
 
 
-def _timed(phase: str, function: Callable) -> Callable:
+def _timed(phase: str | Callable[[tuple], str], function: Callable) -> Callable:
+    """``function`` with its wall time, less that of the timed calls nested in it, added to ``phase`` (or to the
+    phase ``phase(args)`` names)."""
     def wrapper(*args, **kwargs):
         STACK.append([time.perf_counter(), 0.0])
         try:
@@ -44,7 +46,7 @@ def _timed(phase: str, function: Callable) -> Callable:
         finally:
             started, nested = STACK.pop()
             spent = time.perf_counter() - started
-            TIMES[phase if not callable(phase) else phase(args)] += spent - nested
+            TIMES[phase(args) if callable(phase) else phase] += spent - nested
             if STACK:
                 STACK[-1][1] += spent
     return wrapper

@@ -1,14 +1,15 @@
 """Images per second and a time profile of a prediction pass: the old ``scaledet.engine.predict`` (images decoded
 one by one in the main process, batches of 2, the model's transform resizing) against the pipeline every scoring
-path now uses (``scaledet.inference.predict``: loader workers decode, normalise and resize, batches of one padded
+path now uses (``scaledet.inference.predict``: loader workers decode, normalise, resize and pad, batches of one padded
 size), at workers 0/2 and batch 1/4/8, on the demo's pretrained checkpoint and its real images. The old loop
 runs at its batch of 2 (the baseline of "removed") and at batch 1, each image alone: the detections every new row
 must equal (AP within 1e-3, else exit code 1).
 
     python benchmarks/bench_inference.py --checkpoint RUNS/<demo pretrain job>/checkpoints/last.pt [--repeats 2]
+    python benchmarks/bench_inference.py --checkpoint ... --images 16 --threads 1 --test-size 800 1333
 
 Same model, same images, same input size for every row. The profile is the main process's wall time split into:
-``decode`` (image files to tensors), ``transform`` (normalise, resize, batch), ``forward`` (the network: the model
+``decode`` (image files to tensors), ``transform`` (normalise, resize, pad into a batch), ``forward`` (the network: the model
 call minus its transform and post-processing), ``postprocess`` (boxes back to image pixels, COCO rows), ``gather``
 (ranks' rows to rank 0; one process here), ``scoring`` (``coco_eval``), ``startup`` (the new pipeline's wait for
 its first batch: worker processes starting; once per pass) and ``wait`` (the rest: waiting for the loader's
@@ -181,11 +182,16 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of this process (default: torch's); 1 leaves the other cores to the "
                              "loader's workers, as a GPU's forward pass would")
+    parser.add_argument("--test-size", type=int, nargs=2, metavar=("SHORT", "LONG"), default=None,
+                        help="resize test images to this shorter side, longer side at most LONG (default: the "
+                             "checkpoint's, the demo's 320 533; 800 1333 is the paper's detectron2 test size)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_inference.json")
     args = parser.parse_args()
     if not args.checkpoint.is_file():
         parser.error(f"--checkpoint {args.checkpoint} is not a file")
     model = load_detector(args.checkpoint, "cpu")
+    if args.test_size:  # both pipelines resize with the model's transform (the new one with a copy of it)
+        model.transform.min_size, model.transform.max_size = (args.test_size[0],), args.test_size[1]
     datasets = _datasets(model, args.images)
     # the old loop at its own batch of 2 (what every scoring path ran) and at batch 1 (each image alone: the
     # detections the new pipeline must equal at any batch, since it batches only images of one padded size)
@@ -204,8 +210,9 @@ def main() -> int:
     old, alone = rows[0], rows[1]
     header = (f"{'pipeline':<8}{'batch':>6}{'workers':>8}{'img/s':>8}{'total':>8}"
               + "".join(f"{p:>12}" for p in PHASES) + f"{'outside fwd':>13}{'removed':>9}{'per image':>11}")
-    print(f"{sum(len(d) for d in datasets)} real demo images, {torch.get_num_threads()} threads, "
-          f"checkpoint {args.checkpoint}")
+    test_size = (model.transform.min_size[-1], model.transform.max_size)
+    print(f"{sum(len(d) for d in datasets)} real demo images, test size {test_size[0]} (longer side at most "
+          f"{test_size[1]}), {torch.get_num_threads()} threads, checkpoint {args.checkpoint}")
     print(header)
     # "removed": of the old loop's main-process time outside the forward pass (batch 2); "per image": the same
     # without what a pass pays once, not per image (coco_eval, which both run on equal rows, and the startup)
@@ -228,6 +235,7 @@ def main() -> int:
     args.out.write_text(json.dumps({
         "command": "python " + " ".join(sys.argv), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(), "images": sum(len(d) for d in datasets),
+        "test_size": list(test_size),
         "datasets": [d.name for d in datasets], "phases": PHASES, "rows": rows}, indent=1))
     print(f"wrote {args.out}")
     return 0 if same else 1

@@ -68,14 +68,10 @@ def _bulk_annotations(annotations: list[Any], images: Mapping[int, Any], names: 
                       ) -> list[tuple[int, int, list[float], float, int]] | None:
     """``(image_id, category_id, bbox, area, iscrowd)`` of each annotation, checked in bulk; None when any
     annotation is not plainly valid (then ``validation.check_annotation`` finds and names the problem)."""
-    if not all(type(a) is dict for a in annotations):
+    fields = _bulk_fields(annotations)
+    if fields is None:
         return None
-    try:
-        image_ids = list(map(itemgetter("image_id"), annotations))
-        category_ids = list(map(itemgetter("category_id"), annotations))
-        boxes = _bulk_boxes(list(map(itemgetter("bbox"), annotations)))
-    except KeyError:
-        return None
+    image_ids, category_ids, boxes = fields
     has_area = np.array(["area" in a for a in annotations], dtype=bool)
     given_areas = _bulk_numbers([a["area"] for a in annotations if "area" in a])
     crowd = [a.get("iscrowd", 0) for a in annotations]
@@ -87,6 +83,18 @@ def _bulk_annotations(annotations: list[Any], images: Mapping[int, Any], names: 
         areas = boxes[:, 2] * boxes[:, 3]
     areas[has_area] = given_areas
     return list(zip(image_ids, category_ids, boxes.tolist(), areas.tolist(), crowd))
+
+
+def _bulk_fields(records: Sequence[Any]) -> tuple[list[Any], list[Any], np.ndarray | None] | None:
+    """Image ids, category ids and boxes (:func:`_bulk_boxes`) of COCO annotation or detection ``records``; None
+    when one is not a dict or lacks one of those keys."""
+    if not all(type(r) is dict for r in records):
+        return None
+    try:
+        return (list(map(itemgetter("image_id"), records)), list(map(itemgetter("category_id"), records)),
+                _bulk_boxes(list(map(itemgetter("bbox"), records))))
+    except KeyError:
+        return None
 
 
 def _plain_ids(values: list[Any], known: Collection[int]) -> bool:
@@ -218,15 +226,14 @@ def _bulk_detections(detections: list[Any] | tuple[Any, ...], cats: set[int], im
                      ) -> list[dict[str, Any]] | None:
     """The clean copies :func:`_checked_detections` makes, checked in bulk (no Python call per detection);
     None when any detection is not plainly valid (then the one-by-one check names the problem)."""
-    if not all(type(d) is dict for d in detections):
+    fields = _bulk_fields(detections)
+    if fields is None:
         return None
     try:
-        image_ids = list(map(itemgetter("image_id"), detections))
-        category_ids = list(map(itemgetter("category_id"), detections))
-        boxes = _bulk_boxes(list(map(itemgetter("bbox"), detections)))
         scores = _bulk_numbers(list(map(itemgetter("score"), detections)))
     except KeyError:
         return None
+    image_ids, category_ids, boxes = fields
     if (boxes is None or scores is None or (boxes[:, 2:] < 0).any()
             or not _plain_ids(image_ids, images) or not _plain_ids(category_ids, cats)):
         return None
