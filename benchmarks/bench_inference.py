@@ -9,14 +9,15 @@ must equal (AP within 1e-3, else exit code 1).
     python benchmarks/bench_inference.py --checkpoint ... --images 16 --threads 1 --test-size 800 1333
 
 Same model, same images, same input size for every row. The profile is the main process's wall time split into:
-``decode`` (image files to tensors), ``transform`` (normalise, resize, pad into a batch), ``forward`` (the network: the model
-call minus its transform and post-processing), ``postprocess`` (boxes back to image pixels, COCO rows), ``gather``
-(ranks' rows to rank 0; one process here), ``scoring`` (``coco_eval``), ``startup`` (the new pipeline's wait for
-its first batch: worker processes starting; once per pass) and ``wait`` (the rest: waiting for the loader's
-workers, Python overhead). Work done in loader workers is not main-process time: it overlaps the forward
-pass. "removed" is the share of the old loop's main-process time outside the forward pass that a row no longer
-spends; "per image" the same without what a pass pays once (``scoring``, which both run on equal rows, and
-``startup``). Prints a table and writes benchmarks/results/bench_inference.json.
+``decode`` (image files to tensors), ``transform`` (normalise, resize, pad into a batch), ``forward`` (the
+network: the model call minus its transform and post-processing), ``postprocess`` (boxes back to image pixels,
+COCO rows), ``gather`` (ranks' rows to rank 0; one process here), ``scoring`` (``coco_eval``), ``workers`` (the
+new pipeline's loader workers starting and stopping: the wait for a pass's first batch and its end; once per
+pass) and ``wait`` (the rest: receiving batches from the workers, waiting for them, Python overhead). Work done in
+loader workers is not main-process time: it overlaps the forward pass. "removed" is the share of the old loop's
+main-process time outside the forward pass that a row no longer spends; "per image" the same without what a pass
+pays once (``scoring``, which both run on equal rows, and ``workers``). Prints a table and writes
+benchmarks/results/bench_inference.json.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from scaledet.engine import load_detector
 from scaledet.evaluation import coco_eval
 from scaledet.protocol import scoring_settings
 
-PHASES = ("decode", "transform", "forward", "postprocess", "gather", "scoring", "startup", "wait")
+PHASES = ("decode", "transform", "forward", "postprocess", "gather", "scoring", "workers", "wait")
 TIMES: dict[str, float] = defaultdict(float)
 
 
@@ -79,9 +80,10 @@ def _profiled() -> Iterator[None]:
 
 
 class _FirstBatchTimed:
-    """A prediction loader whose first batch's arrival is timed as ``startup`` (worker processes starting, and
-    what one batch takes to load before the first forward pass: a fixed cost per pass, not per image), less the
-    decoding and transforming it runs in this process (timed as those)."""
+    """A prediction loader whose worker processes' start and stop are timed as ``workers``: the wait for the first
+    batch (worker processes starting, and one batch loading before the first forward pass) less the decoding and
+    transforming it runs in this process (timed as those), and the end of the pass (the workers shut down). A
+    fixed cost per pass, not per image."""
 
     def __init__(self, loader) -> None:
         self.loader = loader
@@ -90,11 +92,13 @@ class _FirstBatchTimed:
         inner = TIMES["decode"] + TIMES["transform"]
         started = time.perf_counter()
         iterator = iter(self.loader)
-        first = next(iterator, None)
-        TIMES["startup"] += time.perf_counter() - started - (TIMES["decode"] + TIMES["transform"] - inner)
-        if first is not None:
-            yield first
-            yield from iterator
+        batch = next(iterator, None)
+        TIMES["workers"] += time.perf_counter() - started - (TIMES["decode"] + TIMES["transform"] - inner)
+        while batch is not None:
+            yield batch
+            started = time.perf_counter()
+            batch = next(iterator, None)
+        TIMES["workers"] += time.perf_counter() - started
 
 
 def _model_call(model: torch.nn.Module) -> Callable:
@@ -215,9 +219,9 @@ def main() -> int:
           f"{test_size[1]}), {torch.get_num_threads()} threads, checkpoint {args.checkpoint}")
     print(header)
     # "removed": of the old loop's main-process time outside the forward pass (batch 2); "per image": the same
-    # without what a pass pays once, not per image (coco_eval, which both run on equal rows, and the startup)
+    # without what a pass pays once, not per image (coco_eval, which both run on equal rows, and the workers' start and stop)
     def per_image(row: dict[str, Any]) -> float:
-        return row["outside_forward_s"] - row["phases_s"]["scoring"] - row["phases_s"]["startup"]
+        return row["outside_forward_s"] - row["phases_s"]["scoring"] - row["phases_s"]["workers"]
 
     for row in rows:
         removed = 1 - row["outside_forward_s"] / old["outside_forward_s"]
