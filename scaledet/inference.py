@@ -1,7 +1,8 @@
 """Prediction over a dataset, as every scoring path runs it (pretrain evaluation, direct transfer, fine-tune model
-selection and scoring): loader workers decode, normalise and resize the images, forward passes run on batches of images of
-one size, mixed precision on CUDA, and each rank of a distributed job predicts its share of the images; rank 0
-gathers the detections by image id and is the one that scores them.
+selection and scoring): loader workers decode, normalise, resize and pad the images (a thread receives their
+batches beside the forward pass), forward passes run on batches of images of one size, mixed precision on CUDA,
+and each rank of a distributed job predicts its share of the images; rank 0 gathers the detections by image id
+and is the one that scores them.
 
 The result equals predicting one image at a time (up to float noise): images share a forward pass only when their
 resized, padded sizes are equal. torchvision pads a batch to its largest image, and padding moves a detector's
@@ -14,6 +15,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -194,8 +197,59 @@ def _loader(dataset: CocoDataset, batches: list[list[int]], model: Detector, set
     workers = min(settings.workers, len(batches))
     if workers == 0:
         return (collate([images[index] for index in batch]) for batch in batches)
-    return DataLoader(images, batch_sampler=batches, collate_fn=collate, num_workers=workers,
-                      pin_memory=device.type == "cuda", persistent_workers=False)
+    return Prefetched(DataLoader(images, batch_sampler=batches, collate_fn=collate, num_workers=workers,
+                                 pin_memory=device.type == "cuda", persistent_workers=False))
+
+
+class _Failed(NamedTuple):
+    error: BaseException
+
+
+_END = object()
+
+
+class Prefetched:
+    """The items of ``loader``, taken from it by a background thread up to ``depth`` ahead of the consumer: receiving
+    a batch from loader workers (unpickling, mapping its shared memory) runs beside the forward pass instead of
+    before it, as DataLoader's pin-memory thread does on CUDA. An error in the loader is raised to the consumer;
+    a consumer that stops early stops the thread."""
+
+    def __init__(self, loader: Iterable[Any], depth: int = 2) -> None:
+        self.loader, self.depth = loader, depth
+
+    def __iter__(self) -> Iterator[Any]:
+        ready: queue.Queue = queue.Queue(maxsize=self.depth)
+        stop = threading.Event()
+
+        def hand_over(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def fill() -> None:
+            try:
+                for item in self.loader:
+                    if not hand_over(item):
+                        return
+            except BaseException as error:  # noqa: BLE001 - raised again in the consumer
+                hand_over(_Failed(error))
+                return
+            hand_over(_END)
+
+        thread = threading.Thread(target=fill, name="prefetch", daemon=True)
+        thread.start()
+        try:
+            while (item := ready.get()) is not _END:
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item
+        finally:
+            stop.set()
+            thread.join()
 
 
 @torch.inference_mode()

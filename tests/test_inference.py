@@ -3,8 +3,10 @@ one padded size, loader workers and batching equal one image at a time, 2 gloo r
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,11 +20,12 @@ from scaledet.config import preset, with_overrides
 from scaledet.data import category_mapping, read_image, subset
 from scaledet.detector_parts import InputTransform
 from scaledet.engine import load_detector
-from scaledet.errors import ConfigError
+from scaledet.errors import ConfigError, DataError
 from scaledet.evaluation import coco_eval
 from scaledet.inference import (
     AUTO_SETTINGS,
     InferenceSettings,
+    Prefetched,
     evaluate,
     own_vocabulary,
     padded_batch,
@@ -132,6 +135,24 @@ def test_a_padded_batch_is_taken_uncopied_and_anything_else_batched_as_torchvisi
     assert not transform.presized
     scaled = transform.postprocess([{"boxes": torch.tensor([[10.0, 20.0, 30.0, 40.0]])}], [(300, 410)], [(600, 820)])
     assert scaled[0]["boxes"].tolist() == [[20.0, 40.0, 60.0, 80.0]]
+
+
+def test_prefetched_keeps_the_order_raises_the_loaders_error_and_stops_with_its_consumer():
+    assert list(Prefetched(range(7), depth=2)) == list(range(7))
+
+    def failing():
+        yield 1
+        raise DataError("image 2 is not a JPEG")
+
+    items = iter(Prefetched(failing()))
+    assert next(items) == 1
+    with pytest.raises(DataError, match="image 2 is not a JPEG"):
+        next(items)
+    consumer = iter(Prefetched(itertools.count(), depth=1))
+    assert [next(consumer) for _ in range(3)] == [0, 1, 2]
+    assert any(t.name == "prefetch" for t in threading.enumerate())
+    consumer.close()  # the consumer stops early: the thread ends instead of filling forever
+    assert not any(t.name == "prefetch" for t in threading.enumerate())
 
 
 class _Holder:
