@@ -71,7 +71,7 @@ def _profiled() -> Iterator[None]:
     for owner, name, phase in targets:
         setattr(owner, name, _timed(phase, getattr(owner, name)))
     loader = inference._loader
-    inference._loader = lambda *args, **kwargs: _FirstBatchTimed(loader(*args, **kwargs))
+    inference._loader = lambda *args, **kwargs: _WorkersTimed(loader(*args, **kwargs))
     try:
         yield
     finally:
@@ -79,7 +79,7 @@ def _profiled() -> Iterator[None]:
             setattr(owner, name, original)
 
 
-class _FirstBatchTimed:
+class _WorkersTimed:
     """A prediction loader whose worker processes' start and stop are timed as ``workers``: the wait for the first
     batch (worker processes starting, and one batch loading before the first forward pass) less the decoding and
     transforming it runs in this process (timed as those), and the end of the pass (the workers shut down). A
@@ -219,7 +219,8 @@ def main() -> int:
           f"{test_size[1]}), {torch.get_num_threads()} threads, checkpoint {args.checkpoint}")
     print(header)
     # "removed": of the old loop's main-process time outside the forward pass (batch 2); "per image": the same
-    # without what a pass pays once, not per image (coco_eval, which both run on equal rows, and the workers' start and stop)
+    # without what a pass pays once, not per image (coco_eval, which both run on equal rows, and the workers' start
+    # and stop)
     def per_image(row: dict[str, Any]) -> float:
         return row["outside_forward_s"] - row["phases_s"]["scoring"] - row["phases_s"]["workers"]
 

@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 Rows = list[dict[str, Any]]
 # "auto" batch size and loader workers by device type. CPU: measured (benchmarks/bench_inference.py, 2 cores, the
 # demo's detector): one image per forward pass is the fastest (batches of 4 and 8 took 17-49% longer an image
-# in four runs) and loader workers slow it (the forward pass uses every core; decoding is 1-2% of the time). GPU: batches amortise kernel launches, and workers decode while the GPU
-# computes, leaving the main process's core to feed it (not measured here: this machine has no GPU).
+# in four runs) and loader workers slow it (the forward pass uses every core; decoding is 1-2% of the time).
+# GPU: batches amortise kernel launches, and workers decode while the GPU computes, leaving the main process's
+# core to feed it (not measured here: this machine has no GPU).
 AUTO_SETTINGS: dict[str, tuple[int, int]] = {"cpu": (1, 0), "cuda": (4, 2)}
 
 
@@ -165,7 +166,8 @@ def padded_batch(items: list[tuple[int, Tensor, tuple[int, int]]], size_divisibl
     largest size rounded up to ``size_divisible``), built in shared memory in a worker process (handed over
     without another copy)."""
     images = [image for _, image, _ in items]
-    batch = torch.zeros([len(images), images[0].shape[0], *padded_size((img.shape[-2:] for img in images), size_divisible)], dtype=images[0].dtype)
+    height, width = padded_size((img.shape[-2:] for img in images), size_divisible)
+    batch = torch.zeros(len(images), images[0].shape[0], height, width, dtype=images[0].dtype)
     if get_worker_info() is not None:
         batch.share_memory_()
     for slot, image in zip(batch, images):
@@ -241,7 +243,6 @@ class Prefetched:
                     if not hand_over(item):
                         return
                     handed.append(item)
-                    del item
             except BaseException as error:  # noqa: BLE001 - raised again in the consumer
                 hand_over(_Failed(error))
                 return
