@@ -12,11 +12,11 @@ Same model, same images, same input size for every row. The profile is the main 
 ``decode`` (image files to tensors), ``transform`` (normalise, resize, pad into a batch), ``forward`` (the
 network: the model call minus its transform and post-processing), ``postprocess`` (boxes back to image pixels,
 COCO rows), ``gather`` (ranks' rows to rank 0; one process here), ``scoring`` (``coco_eval``), ``workers`` (the
-new pipeline's loader workers starting and stopping: the wait for a pass's first batch and its end; once per
-pass) and ``wait`` (the rest: receiving batches from the workers, waiting for them, Python overhead). Work done in
-loader workers is not main-process time: it overlaps the forward pass. "removed" is the share of the old loop's
-main-process time outside the forward pass that a row no longer spends; "per image" the same without what a pass
-pays once (``scoring``, which both run on equal rows, and ``workers``). Prints a table and writes
+new pipeline's loader workers starting and stopping: the wait for a pass's first batch, and its end, where the
+workers stop and the last batches' shared memory is released; once per pass) and ``wait`` (the rest: receiving
+batches from the workers, waiting for them, Python overhead). Work done in loader workers is not main-process
+time: it overlaps the forward pass. "removed" is the share of the old loop's main-process time outside the
+forward pass that a row no longer spends; "per image" the same without what a pass pays once (``scoring``, which both run on equal rows, and ``workers``). Prints a table and writes
 benchmarks/results/bench_inference.json.
 """
 
@@ -82,8 +82,8 @@ def _profiled() -> Iterator[None]:
 class _WorkersTimed:
     """A prediction loader whose worker processes' start and stop are timed as ``workers``: the wait for the first
     batch (worker processes starting, and one batch loading before the first forward pass) less the decoding and
-    transforming it runs in this process (timed as those), and the end of the pass (the workers shut down). A
-    fixed cost per pass, not per image."""
+    transforming it runs in this process (timed as those), and the end of the pass (the workers shut down, the
+    loader's thread releases the last batches). A fixed cost per pass, not per image."""
 
     def __init__(self, loader) -> None:
         self.loader = loader
@@ -96,6 +96,7 @@ class _WorkersTimed:
         TIMES["workers"] += time.perf_counter() - started - (TIMES["decode"] + TIMES["transform"] - inner)
         while batch is not None:
             yield batch
+            del batch  # as the pipeline does: the loader's thread frees the batches
             started = time.perf_counter()
             batch = next(iterator, None)
         TIMES["workers"] += time.perf_counter() - started
@@ -220,7 +221,7 @@ def main() -> int:
     print(header)
     # "removed": of the old loop's main-process time outside the forward pass (batch 2); "per image": the same
     # without what a pass pays once, not per image (coco_eval, which both run on equal rows, and the workers' start
-    # and stop)
+    # and stop, with the release of the last batches)
     def per_image(row: dict[str, Any]) -> float:
         return row["outside_forward_s"] - row["phases_s"]["scoring"] - row["phases_s"]["workers"]
 

@@ -215,7 +215,9 @@ class Prefetched:
     """The items of ``loader``, taken from it by a background thread up to ``depth`` ahead of the consumer: receiving
     a batch from loader workers (unpickling, mapping its shared memory) and, later, freeing it run beside the
     forward pass instead of in the consumer, as DataLoader's pin-memory thread does on CUDA. An error in the
-    loader is raised to the consumer; a consumer that stops early stops the thread."""
+    loader is raised to the consumer; a consumer that stops early stops the thread. The thread also frees the
+    last items, once the consumer has let go of them (a consumer's reference left on an item makes it the one that
+    frees it)."""
 
     def __init__(self, loader: Iterable[Any], depth: int = 2) -> None:
         self.loader, self.depth = loader, depth
@@ -246,7 +248,8 @@ class Prefetched:
             except BaseException as error:  # noqa: BLE001 - raised again in the consumer
                 hand_over(_Failed(error))
                 return
-            hand_over(_END)
+            if hand_over(_END):
+                stop.wait()  # until the consumer has let go of the last items: they are freed here, on return
 
         thread = threading.Thread(target=fill, name="prefetch", daemon=True)
         thread.start()
@@ -255,6 +258,7 @@ class Prefetched:
                 if isinstance(item, _Failed):
                     raise item.error
                 yield item
+                del item  # let go before waiting for the next one: the thread's reference is the last
         finally:
             stop.set()
             thread.join()
@@ -294,6 +298,7 @@ def predict(model: Detector, dataset: CocoDataset, label_space: LabelSpace | Non
                 boxes = resize_boxes(out["boxes"].float(), list(size), list(original))
                 mine[image_id] = to_coco(image_id, {**out, "boxes": boxes}, to_category)
             bar.update(len(batch.indices))
+            del batch  # with workers, the loader's thread frees it (unmapping shared memory), not this one
     bar.close()
     rows = gather_rows(mine, [int(img["id"]) for img in dataset.images])
     if rank == 0:

@@ -155,6 +155,26 @@ def test_prefetched_keeps_the_order_raises_the_loaders_error_and_stops_with_its_
     assert not any(t.name == "prefetch" for t in threading.enumerate())
 
 
+class _Freed:
+    """An item that records, in ``threads``, the thread it is freed in."""
+
+    def __init__(self, threads: list[str]) -> None:
+        self.threads = threads
+
+    def __del__(self) -> None:
+        self.threads.append(threading.current_thread().name)
+
+
+def test_prefetched_frees_every_item_in_its_thread_even_the_last_ones():
+    threads: list[str] = []
+    seen = 0
+    for item in Prefetched(_Freed(threads) for _ in range(9)):
+        seen += 1
+        del item  # as predict lets go of each batch
+    assert seen == 9
+    assert threads == ["prefetch"] * 9  # the consumer freed none: a worker's batch is unmapped beside the forward
+
+
 class _Holder:
     def __init__(self, transform: InputTransform) -> None:
         self.transform = transform
