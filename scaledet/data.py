@@ -7,7 +7,7 @@ import json
 import logging
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,10 +45,11 @@ class CocoDataset:
 
 
 def load_coco(annotations: str | Path, image_root: str | Path | None = None, name: str | None = None, *,
-              check_files: bool = False) -> CocoDataset:
+              check_files: bool = False, root_ids: Collection[int] = (0,)) -> CocoDataset:
     """Read and check a COCO json; ``image_root`` defaults to the json's folder; ``name`` to the json's stem.
 
-    Ids need not be contiguous. A category with id 0 and no boxes (Roboflow's root category) is dropped.
+    Ids need not be contiguous. A category of ``root_ids`` (default id 0: Roboflow's root category) that no box
+    uses is dropped.
     Malformed content (see :mod:`scaledet.validation`) is a ``DataError`` naming the file and the id; an
     empty ``images`` list too. Training targets drop boxes with zero or negative width/height and clip boxes
     to the image's ``width``/``height`` (counted, one warning per file); ``source`` keeps the boxes as
@@ -62,7 +63,7 @@ def load_coco(annotations: str | Path, image_root: str | Path | None = None, nam
     where = str(path)
     validation.check_layout(data, where)
     fixes: Counter[str] = Counter()
-    categories = validation.drop_root_category(data["categories"], data["annotations"], fixes)
+    categories = validation.drop_root_category(data["categories"], data["annotations"], fixes, root_ids)
     names = validation.check_categories(categories, where)
     images = validation.check_images(data["images"], where, need_file_name=False)
     if not images:

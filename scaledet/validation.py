@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,8 @@ def check_images(images: list[Any], path: str, *, need_file_name: bool = True) -
 
 
 def check_categories(categories: list[Any], path: str) -> dict[int, str]:
-    """Category id -> name; ids are ints, ids and names (whitespace aside) are unique."""
+    """Category id -> name; ids are ints, ids and names are unique. Names that differ only by whitespace are
+    two classes with one text (GLIP's boggleBoards has 'o' and 'o '): kept, with a warning."""
     names: dict[int, str] = {}
     seen: dict[str, int] = {}
     for number, cat in enumerate(categories):
@@ -97,10 +98,14 @@ def check_categories(categories: list[Any], path: str) -> dict[int, str]:
         if cid in names:
             raise DataError(f"{path}: category id {cid} appears twice ({names[cid]!r} and {name!r}); "
                             "category ids must be unique")
-        if name.strip() in seen:
-            raise DataError(f"{path}: category name {name!r} is used by ids {seen[name.strip()]} and {cid}; "
+        if name in seen:
+            raise DataError(f"{path}: category name {name!r} is used by ids {seen[name]} and {cid}; "
                             "category names must be unique")
-        names[cid], seen[name.strip()] = name, cid
+        twins = [other for other in seen if other.strip() == name.strip()]
+        if twins:
+            log.warning("%s: category names %r (id %d) and %r (id %d) differ only by whitespace: two classes "
+                        "with one text", path, twins[0], seen[twins[0]], name, cid)
+        names[cid], seen[name] = name, cid
     return names
 
 
@@ -124,11 +129,13 @@ def check_annotation(ann: Any, number: int, path: str, images: dict[int, Any], c
     return bbox
 
 
-def drop_root_category(categories: list[Any], annotations: list[Any], fixes: Counter[str]) -> list[Any]:
-    """Without Roboflow's id-0 root category when no annotation uses it (counted as ``root_category``)."""
-    if any(isinstance(a, dict) and is_id(a.get("category_id")) and a["category_id"] == 0 for a in annotations):
-        return list(categories)
-    kept = [c for c in categories if not (isinstance(c, dict) and is_id(c.get("id")) and c["id"] == 0)]
+def drop_root_category(categories: list[Any], annotations: list[Any], fixes: Counter[str],
+                       root_ids: Collection[int] = (0,)) -> list[Any]:
+    """Without the root categories (Roboflow's, id 0 by default; ``root_ids``) that no annotation uses
+    (counted as ``root_category``)."""
+    used = {a["category_id"] for a in annotations if isinstance(a, dict) and is_id(a.get("category_id"))}
+    dropped = set(root_ids) - used
+    kept = [c for c in categories if not (isinstance(c, dict) and is_id(c.get("id")) and c["id"] in dropped)]
     fixes["root_category"] += len(categories) - len(kept)
     return kept
 

@@ -71,7 +71,7 @@ def test_ls_lists_suites_datasets_and_classes(tmp_path: Path, capsys) -> None:
         assert row(out, suite)
     aquarium = row(out, "Aquarium ")
     assert "fish, jellyfish, penguin, puffin, shark, starfish, stingray" in aquarium
-    assert "missing" in aquarium and "odinw13, demo" in aquarium
+    assert "missing" in aquarium and "odinw13, odinw35, demo" in aquarium
     assert "Cottontail-Rabbit" in out and "lvis (1203 classes)" in out
 
 
@@ -82,7 +82,7 @@ def test_ls_suite_shows_present_and_missing_splits(tmp_path: Path, capsys) -> No
     assert row(out, "Packages ").split()[-3:] == ["present", "present", "present"]
     assert row(out, "Aquarium ").split()[-3:] == ["missing", "missing", "missing"]
     assert row(out, "EgoHands ").split()[-4:] == ["missing"] * 4  # train, valid, test, mini_val
-    assert "1 of 13 datasets present" in out and "harness download --only NAME" in out
+    assert "1 of 13 datasets present" in out and "harness download --suite odinw13 --only NAME" in out
 
 
 def test_ls_suite_with_a_partial_dataset(tmp_path: Path, capsys) -> None:
@@ -127,13 +127,13 @@ def test_ls_unseen_names_the_rule_and_lists_the_classes(capsys) -> None:
 
 @pytest.mark.parametrize("argv, message", [
     (["ls", "--dataset", "Aquarim"], "unknown dataset 'Aquarim' (did you mean 'Aquarium'?)"),
-    (["ls", "--suite", "odinw"], "unknown suite 'odinw' (did you mean 'odinw13'?)"),
+    (["ls", "--suite", "odinw_13"], "unknown suite 'odinw_13' (did you mean 'odinw13'?)"),
     (["ls", "--unseen", "--rule", "nams"], "unknown unseen rule 'nams' (did you mean 'names'?)"),
     (["ls", "--unseen", "--upstream", "cocoa"], "unknown upstream dataset 'cocoa' (did you mean 'coco'?)"),
     (["ls", "--unseen", "--upstream", "coco", "--rule", "paper"], "upstream coco has no curated list"),
     (["ls", "--unseen", "--threshold", "0.5"], "--threshold applies to --rule text only"),
     (["ls", "--upstream", "coco"], "go with --unseen"),
-    (["doctor", "--suite", "odinw"], "unknown suite 'odinw' (did you mean 'odinw13'?)"),
+    (["doctor", "--suite", "odinw_13"], "unknown suite 'odinw_13' (did you mean 'odinw13'?)"),
 ])  # fmt: skip
 def test_unknown_names_are_one_line_errors(argv: list[str], message: str, capsys) -> None:
     assert main(argv) == 1

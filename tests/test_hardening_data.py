@@ -135,10 +135,16 @@ def test_a_clean_file_logs_no_fix(tmp_path, caplog):
     assert not caplog.records
 
 
-def test_duplicate_category_names_and_ids_name_both_ids(tmp_path):
-    same_name = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "a "}]
-    with pytest.raises(DataError, match=r"split\.json: category name 'a ' is used by ids 1 and 3"):
+def test_duplicate_category_names_and_ids_name_both_ids(tmp_path, caplog):
+    same_name = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "a"}]
+    with pytest.raises(DataError, match=r"split\.json: category name 'a' is used by ids 1 and 3"):
         load_coco(coco_json(tmp_path, categories=same_name))
+    # whitespace twins are two classes with one text (GLIP's boggleBoards: 'o' and 'o '): kept, with a warning
+    twins = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "a "}]
+    with caplog.at_level(logging.WARNING, logger="scaledet"):
+        loaded = load_coco(coco_json(tmp_path / "twins", categories=twins))
+    assert loaded.category_names == ("a", "b", "a ")
+    assert "'a' (id 1) and 'a ' (id 3) differ only by whitespace" in caplog.text
     same_id = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 2, "name": "c"}]
     with pytest.raises(DataError, match=r"split\.json: category id 2 appears twice \('b' and 'c'\)"):
         load_coco(coco_json(tmp_path, categories=same_id))

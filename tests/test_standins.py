@@ -122,7 +122,8 @@ def test_standin_data_writes_only_absent_odinw_datasets_and_links_present_ones(
     monkeypatch.setenv(registry.DATA_ENV, str(real))
     env = standin_data(rehearsal, "odinw13", ["Packages", "Raccoon"])
     assert env == {registry.DATA_ENV: str(rehearsal.absolute())}
-    assert (rehearsal / "odinw" / "Packages").is_symlink() and not (real / "odinw" / "Raccoon").exists()
+    # links per variant folder (two variants of one dataset may be one present, one a stand-in)
+    assert registry.DATASETS["Packages"].folder(rehearsal).is_symlink() and not (real / "odinw" / "Raccoon").exists()
     assert (registry.DATASETS["Raccoon"].folder(rehearsal) / MARKER).is_file()
     before = _files(rehearsal)
     assert standin_data(rehearsal, "odinw13", ["Packages", "Raccoon"]) == env  # idempotent: nothing rewritten
@@ -137,12 +138,12 @@ def test_standin_data_writes_only_absent_odinw_datasets_and_links_present_ones(
     shutil.copytree(registry.DEMO_ROOT / "odinw" / "Raccoon", real / "odinw" / "Raccoon")  # Raccoon arrives
     assert standin_data(rehearsal, "odinw13", ["Packages", "Raccoon"]) == {}  # all present: env left alone
     env = standin_data(rehearsal, "odinw13", ["Raccoon", "pothole"])
-    assert (rehearsal / "odinw" / "Raccoon").is_symlink()  # the stand-in gave way to the real data
+    assert registry.DATASETS["Raccoon"].folder(rehearsal).is_symlink()  # the stand-in gave way to the real data
     assert (registry.DATASETS["pothole"].folder(rehearsal) / MARKER).is_file()
     assert standin_data(rehearsal, "demo") == {}  # embedded copies: nothing to do
     _apply(env, monkeypatch)  # a second suite prepared after the first's environment is applied
     assert standin_data(rehearsal, "odinw13", ["Raccoon", "pothole"]) == {}
-    assert (rehearsal / "odinw" / "Raccoon").is_symlink()
+    assert registry.DATASETS["Raccoon"].folder(rehearsal).is_symlink()
 
 
 def test_standin_data_upstream_reuses_present_coco_for_lvis_and_counts_2249_labels(

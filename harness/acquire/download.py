@@ -63,13 +63,14 @@ class Source(Protocol):
 
 @dataclass(frozen=True)
 class GlipMirror:
-    """GLIP's mirror: ``<base_url>/<Name>.zip`` with entries ``<Name>/<variant>/<split>/…``."""
+    """GLIP's mirror: ``<base_url>/<Name>.zip`` with entries ``<Name>/<variant>/<split>/…`` (one zip holds every
+    variant of a dataset: ``spec.archive_name``)."""
 
     base_url: str = field(default_factory=lambda: os.environ.get(GLIP_URL_ENV) or GLIP_URL)
     name: ClassVar[str] = "glip"
 
     def url(self, spec: DatasetSpec) -> str:
-        return f"{self.base_url.rstrip('/')}/{spec.name}.zip"
+        return f"{self.base_url.rstrip('/')}/{spec.archive_name}.zip"
 
     def key(self, spec: DatasetSpec) -> str:
         return self.name
@@ -81,8 +82,8 @@ class GlipMirror:
         return fetch(self.url(spec), dest, desc=spec.name, attempts=attempts, timeout=timeout)
 
     def unpack(self, spec: DatasetSpec, archive: Path, staging: Path) -> None:
-        prefix = "/".join(part for part in (spec.name, spec.variant) if part)
-        extract(archive, spec.folder(staging), prefix=prefix, label=f"{spec.name}.zip")
+        prefix = "/".join(part for part in (spec.archive_name, spec.variant) if part)
+        extract(archive, spec.folder(staging), prefix=prefix, label=f"{spec.archive_name}.zip")
 
 
 @dataclass(frozen=True)
@@ -113,19 +114,31 @@ def download(specs: Sequence[DatasetSpec], source: Source | None = None, root: P
     """Download and verify each of ``specs`` from ``source`` (default: the GLIP mirror) under ``root``."""
     source = source or GlipMirror()
     root = Path(root) if root is not None else data_root()
-    return [download_one(spec, source, root, attempts=attempts, timeout=timeout) for spec in specs]
+    # variants of one dataset share GLIP's archive: it is fetched once and kept until the last of them is done
+    archives = [_archive(spec, source, root) for spec in specs]
+    return [download_one(spec, source, root, attempts=attempts, timeout=timeout,
+                         keep_archive=archives[i] in archives[i + 1:]) for i, spec in enumerate(specs)]
+
+
+def _archive(spec: DatasetSpec, source: Source, root: Path) -> Path:
+    """Where ``spec``'s archive from ``source`` is downloaded to (one file for variants that share it)."""
+    return root / "odinw" / DOWNLOADS / f"{spec.archive_name}.{_slug(source.key(spec))}.zip"
 
 
 def download_one(spec: DatasetSpec, source: Source, root: Path, *, attempts: int = 3,
-                 timeout: float = 60.0) -> DownloadResult:
-    """One dataset: skip it when complete, else fetch, check the checksum, unpack, verify, move, record."""
+                 timeout: float = 60.0, keep_archive: bool = False) -> DownloadResult:
+    """One dataset: skip it when complete, else fetch, check the checksum, unpack, verify, move, record.
+    ``keep_archive``: leave the archive for another variant of the dataset (else it is deleted)."""
     lock = DownloadLock(root)
     folder = spec.folder(root)
+    key = source.key(spec)
+    archive = _archive(spec, source, root)
     skipped = _already_there(spec, lock, root)
     if skipped:
+        if not keep_archive:  # one an earlier variant of this run kept
+            archive.unlink(missing_ok=True)
+            _remove_if_empty(archive.parent)
         return skipped
-    key = source.key(spec)
-    archive = root / "odinw" / DOWNLOADS / f"{spec.name}.{_slug(key)}.zip"
     fetched = _reuse(archive) or source.fetch(spec, archive, attempts=attempts, timeout=timeout)
     try:
         _check_sha(spec, lock, key, fetched)
@@ -136,8 +149,9 @@ def download_one(spec: DatasetSpec, source: Source, root: Path, *, attempts: int
         raise
     lock.mark_complete(spec.name, source_key=key, variant=spec.variant, images=images, boxes=boxes,
                        archive={"sha256": fetched.sha256, "bytes": fetched.size, **source.describe(spec)})
-    archive.unlink(missing_ok=True)
-    _remove_if_empty(archive.parent)
+    if not keep_archive:
+        archive.unlink(missing_ok=True)
+        _remove_if_empty(archive.parent)
     log.info("%s: downloaded from %s and verified (sha256 %s, %s images) into %s", spec.name, key,
              fetched.sha256, sum(images.values()), folder)
     return DownloadResult(spec.name, "downloaded", folder, fetched.sha256, images, boxes, fetched.resumed_from)

@@ -169,9 +169,10 @@ def write_odinw_standin(spec: registry.DatasetSpec, data_root: Path, *, images_p
         log.debug("%s: stand-in already at %s", spec.name, folder)
         return folder
     _mark(folder, f"odinw/{spec.name} (being written)", None)
-    root_category = {"id": 0, "name": spec.name, "supercategory": "none"}  # Roboflow's root, dropped by readers
-    categories = [root_category] + [{"id": cid, "name": name, "supercategory": spec.name}
-                                    for cid, name in spec.categories]
+    # Roboflow's root category (id 0, or the registry's root ids: ChessPieces' 1), dropped by readers
+    roots = [{"id": cid, "name": spec.name, "supercategory": "none"} for cid in spec.root_ids or (0,)]
+    categories = sorted(roots + [{"id": cid, "name": name, "supercategory": spec.name}
+                                 for cid, name in spec.categories], key=lambda category: category["id"])
     per_image = max(1, math.ceil(len(spec.categories) / images_per_split))
     for number, (split, relative) in enumerate(spec.split_files.items()):
         annotation_path = folder / relative
@@ -453,17 +454,28 @@ def _odinw_standins(data_root: Path, real_root: Path, specs: list[registry.Datas
     if not absent:
         return {}
     for spec in absent:
-        top = data_root / "odinw" / spec.name
-        if top.is_symlink() or (top.exists() and not is_standin(spec.folder(data_root))):
-            _remove_standin(top, spec.folder(data_root))  # a link left from when the data was present
+        _clear_top(data_root, spec)
+        folder = spec.folder(data_root)
+        if folder.is_symlink() or (folder.exists() and not is_standin(folder)):
+            _remove_standin(folder)  # a link left from when the data was present
         if any(spec.annotation_path(s, real_root).is_file() for s in spec.splits):
             log.warning("%s: only some splits are under %s; the rehearsal uses a stand-in", spec.name, real_root)
         write_odinw_standin(spec, data_root, images_per_split=images_per_split, seed=seed)
     for spec in present if real_root.resolve() != data_root.resolve() else ():
-        _link(data_root / "odinw" / spec.name, real_root / "odinw" / spec.name, spec.folder(data_root))
+        _clear_top(data_root, spec)
+        _link(spec.folder(data_root), spec.folder(real_root))
     log.info("rehearsal data root %s: stand-ins for %s; linked: %s", data_root,
              ", ".join(s.name for s in absent), ", ".join(s.name for s in present) or "none")
     return {registry.DATA_ENV: str(data_root)}
+
+
+def _clear_top(data_root: Path, spec: registry.DatasetSpec) -> None:
+    """Remove a link at ``odinw/<archive>`` when ``spec`` lies below it (a variant): links are made per variant,
+    as two variants of one dataset may be one present and one a stand-in, and nothing is written through a
+    link into the real data."""
+    top = data_root / "odinw" / spec.archive_name
+    if spec.variant and top.is_symlink():
+        top.unlink()
 
 
 def _upstream_standins(data_root: Path, names: list[str], images_per_split: int, seed: int) -> dict[str, str]:

@@ -1,14 +1,19 @@
 """The dataset registry: one typed record per ODinW dataset, suites as data, the data root.
 
 Facts come from GLIP's ``configs/odinw_13/*.yaml`` (variant folders, split files, category ids), its
-``configs/odinw_35`` table (prompt overrides, off by default) and the GLIP paper's Table 9 (image counts).
-On disk the layout is GLIP's: ``<data root>/odinw/<Name>/<variant>/<split>/annotations_without_background.json``
-with the split's images beside the json, so a GLIP ODinW folder works as a data root as it is.
+``configs/odinw_35/*.yaml`` (prompt overrides, off by default; the 22 datasets beyond ODinW-13, whose classes are
+known by those names only; every dataset's schedule, ``GENERAL_COPY`` and ``MAX_EPOCH``) and the GLIP paper's
+Table 9 (image counts of ODinW-13). On disk the layout is GLIP's:
+``<data root>/odinw/<Name>/<variant>/<split>/annotations_without_background.json`` with the split's images beside
+the json, so a GLIP ODinW folder works as a data root as it is (two variants of one dataset share ``<Name>``).
 
 Suites:
 
 - ``odinw13``: the 13 transfer datasets; their checkpoint is ``--checkpoint``/``--pretrained``, else the paper's
   pretraining on the ``upstream`` suite's datasets (its ``pretrain_suite``), planned first.
+- ``odinw35``: GLIP's 35 ODinW configs (the 13 and 22 more), pretrained as ``odinw13``. AerialMaritimeDrone,
+  EgoHands and OxfordPets come in two variants each; a variant that is not ODinW-13's takes GLIP's config name
+  (``AerialMaritimeDrone_tiled``, ``EgoHands_specific``, ``OxfordPets_by-breed``, ``OxfordPets_by-species``).
 - ``demo``: small downscaled copies of four real ODinW datasets that ship inside the package
   (``harness/data/demo``); the suite pretrains on its ``upstream`` datasets and transfers to its ``datasets``.
 - ``upstream``: LVIS, COCO, Objects365, OpenImages as they lie on a cluster's disk (``harness.catalog.upstream``).
@@ -63,6 +68,13 @@ class DatasetSpec:
     roboflow: str | None = None  # default "workspace/project/version" of its Roboflow export
     boxes: Mapping[str, int] = field(default_factory=dict)  # split -> box count, where known
     embedded: bool = False  # ships inside the package (demo)
+    archive: str = ""  # GLIP's zip and top folder, odinw/<archive>/<variant> (default: the name)
+    root_ids: tuple[int, ...] = ()  # ids of a Roboflow root class the json lists: dropped, not a class
+    # the json's class names are known and checked on reading; False: GLIP's config gives only the names it
+    # prompts with (OVERRIDE_CATEGORY, the classes here), so reading checks the ids only
+    names_checked: bool = True
+    general_copy: int = 16  # GLIP's schedule: copies of the train split per epoch (DATASETS.GENERAL_COPY)
+    max_epoch: int = 12  # GLIP's schedule: epochs (SOLVER.MAX_EPOCH)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -76,10 +88,15 @@ class DatasetSpec:
     def splits(self) -> tuple[str, ...]:
         return tuple(self.split_files)
 
+    @property
+    def archive_name(self) -> str:
+        """GLIP's zip and top folder: two variants of one dataset (AerialMaritimeDrone large and tiled) share it."""
+        return self.archive or self.name
+
     def folder(self, root: Path | None = None) -> Path:
-        """``<root>/odinw/<name>/<variant>``; embedded datasets live under the package's demo folder."""
+        """``<root>/odinw/<archive>/<variant>``; embedded datasets live under the package's demo folder."""
         base = DEMO_ROOT if self.embedded else (root or data_root())
-        return base / "odinw" / self.name / self.variant
+        return base / "odinw" / self.archive_name / self.variant
 
     def annotation_path(self, split: str, root: Path | None = None) -> Path:
         check_name(f"split of {self.name}", split, self.split_files)
@@ -98,7 +115,7 @@ class DatasetSpec:
         return all(self.annotation_path(split, root).is_file() for split in self.split_files)
 
 
-def _spec(name: str, variant: str, categories: list[str], images: tuple[int, int, int | None], *,
+def _spec(name: str, variant: str, categories: list[str], images: tuple[int | None, int | None, int | None], *,
           minival: bool = False, files: Mapping[str, str] | None = None, **extra) -> DatasetSpec:
     split_files = dict(files or {s: f"{s}/{ANNOTATION_FILE}" for s in ("train", "valid", "test")})
     if minival:
@@ -107,6 +124,10 @@ def _spec(name: str, variant: str, categories: list[str], images: tuple[int, int
     return DatasetSpec(name=name, variant=variant, categories=tuple(enumerate(categories, start=1)),
                        split_files=split_files, images=counts, glip_eval_split="mini_val" if minival else "valid",
                        **extra)
+
+
+# export layouts: <variant>/<split>_annotations_without_background.json (valid is "val")
+_EXPORT_FILES = {s: f"{g}_{ANNOTATION_FILE}" for s, g in (("train", "train"), ("valid", "val"), ("test", "test"))}
 
 
 # GLIP's configs/odinw_13, in the paper's Table D order
@@ -128,9 +149,9 @@ ODINW13: tuple[DatasetSpec, ...] = (
                             "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
                             "sheep", "sofa", "train", "tvmonitor"], (13690, 3422, None),
           files={"train": f"train/{ANNOTATION_FILE}", "valid": f"valid/{ANNOTATION_FILE}"},
-          paper_name="PascalVOC"),
+          paper_name="PascalVOC", general_copy=4),
     _spec("pistols", "export", ["pistol"], (2377, 297, 297), paper_name="Pistols",
-          files={s: f"{g}_{ANNOTATION_FILE}" for s, g in (("train", "train"), ("valid", "val"), ("test", "test"))}),
+          files=_EXPORT_FILES),
     _spec("pothole", "", ["pothole"], (465, 133, 67), paper_name="Pothole"),
     _spec("Raccoon", "Raccoon.v2-raw.coco", ["raccoon"], (150, 29, 17), paper_name="Raccoon", licence="MIT",
           citation="Dat Tran, raccoon_dataset (2017); ODinW's Roboflow version Raccoon.v2-raw"),
@@ -139,7 +160,92 @@ ODINW13: tuple[DatasetSpec, ...] = (
     _spec("VehiclesOpenImages", "416x416", ["Ambulance", "Bus", "Car", "Motorcycle", "Truck"], (878, 250, 126),
           minival=True, paper_name="Vehicles"),
 )
-DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in ODINW13}
+
+
+def _glip35(name: str, variant: str, categories: list[str], *, root_ids: tuple[int, ...] = (),
+            **extra) -> DatasetSpec:
+    """An ODinW-35 dataset known from GLIP's config only: its classes are the config's OVERRIDE_CATEGORY names
+    (ids from 1, a Roboflow root class's id left out), image counts unknown."""
+    spec = _spec(name, variant, categories, (None, None, None), names_checked=False, root_ids=root_ids, **extra)
+    ids = [i for i in range(1, len(categories) + len(root_ids) + 1) if i not in root_ids]
+    return replace(spec, categories=tuple(zip(ids, categories)))
+
+
+# GLIP's configs/odinw_35 beyond ODinW-13's (the 13 are the same folders, classes and splits there); a second
+# variant of a dataset is named <Name>_<variant>, as GLIP's config is
+ODINW35_ONLY: tuple[DatasetSpec, ...] = (
+    _glip35("AerialMaritimeDrone_tiled", "tiled", ["boat", "car", "dock", "jetski", "lift"],
+            archive="AerialMaritimeDrone"),
+    _glip35("AmericanSignLanguageLetters", "American Sign Language Letters.v1-v1.coco", ["A", "B", "C", "D",
+            "E", "F", "G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q", "R", "S", "T", "U", "V", "W",
+            "X", "Y", "Z"], general_copy=4),
+    _glip35("BCCD", "BCCD.v3-raw.coco", ["Platelets", "RBC", "WBC"]),
+    _glip35("ChessPieces", "Chess Pieces.v23-raw.coco", ["black bishop", "black king", "black knight",
+            "black pawn", "black queen", "black rook", "white bishop", "white king", "white knight",
+            "white pawn", "white queen", "white rook"], root_ids=(1,), general_copy=4),
+    _glip35("DroneControl", "Drone Control.v3-raw.coco", ["follow", "follow_hand", "land", "land_hand",
+            "null", "object", "takeoff", "takeoff-hand"], minival=True, general_copy=8),
+    _glip35("EgoHands_specific", "specific", ["myleft", "myright", "yourleft", "yourright"],
+            minival=True, archive="EgoHands"),
+    _glip35("HardHatWorkers", "raw", ["head", "helmet", "person"]),
+    _glip35("MaskWearing", "raw", ["mask", "no-mask"]),
+    _glip35("MountainDewCommercial", "", ["bottle"]),
+    _glip35("OxfordPets_by-breed", "by-breed", ["cat-Abyssinian", "cat-Bengal", "cat-Birman", "cat-Bombay",
+            "cat-British_Shorthair", "cat-Egyptian_Mau", "cat-Maine_Coon", "cat-Persian", "cat-Ragdoll",
+            "cat-Russian_Blue", "cat-Siamese", "cat-Sphynx", "dog-american_bulldog",
+            "dog-american_pit_bull_terrier", "dog-basset_hound", "dog-beagle", "dog-boxer", "dog-chihuahua",
+            "dog-english_cocker_spaniel", "dog-english_setter", "dog-german_shorthaired",
+            "dog-great_pyrenees", "dog-havanese", "dog-japanese_chin", "dog-keeshond", "dog-leonberger",
+            "dog-miniature_pinscher", "dog-newfoundland", "dog-pomeranian", "dog-pug", "dog-saint_bernard",
+            "dog-samoyed", "dog-scottish_terrier", "dog-shiba_inu", "dog-staffordshire_bull_terrier",
+            "dog-wheaten_terrier", "dog-yorkshire_terrier"],
+            minival=True, archive="OxfordPets", general_copy=4),
+    _glip35("OxfordPets_by-species", "by-species", ["cat", "dog"],
+            minival=True, archive="OxfordPets"),
+    _glip35("PKLot", "640", ["space-empty", "space-occupied"], minival=True),
+    _glip35("ThermalCheetah", "", ["cheetah", "human"]),
+    _glip35("UnoCards", "raw", ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13",
+            "14"], minival=True, general_copy=4),
+    _glip35("WildfireSmoke", "", ["smoke"]),
+    _glip35("boggleBoards", "416x416AutoOrient/export", ["Q", "a", "an", "b", "c", "d", "e", "er", "f", "g",
+            "h", "he", "i", "in", "j", "k", "l", "m", "n", "o", "o ", "p", "q", "qu", "r", "s", "t", "t\\",
+            "th", "u", "v", "w", "wild", "x", "y", "z"], files=_EXPORT_FILES),
+    _glip35("brackishUnderwater", "960x540", ["crab", "fish", "jellyfish", "shrimp", "small_fish", "starfish"],
+            minival=True),
+    _glip35("dice", "mediumColor/export", ["1", "2", "3", "4", "5", "6"],
+            files=_EXPORT_FILES),
+    _glip35("openPoetryVision", "512x512", ["American Typewriter", "Andale Mono", "Apple Chancery", "Arial",
+            "Avenir", "Baskerville", "Big Caslon", "Bradley Hand", "Brush Script MT", "Chalkboard",
+            "Comic Sans MS", "Copperplate", "Courier", "Didot", "Futura", "Geneva", "Georgia", "Gill Sans",
+            "Helvetica", "Herculanum", "Impact", "Kefa", "Lucida Grande", "Luminari", "Marker Felt", "Menlo",
+            "Monaco", "Noteworthy", "Optima", "PT Sans", "PT Serif", "Palatino", "Papyrus", "Phosphate",
+            "Rockwell", "SF Pro", "SignPainter", "Skia", "Snell Roundhand", "Tahoma", "Times New Roman",
+            "Trebuchet MS", "Verdana"], minival=True, general_copy=2),
+    _glip35("plantdoc", "416x416", ["Apple Scab Leaf", "Apple leaf", "Apple rust leaf", "Bell_pepper leaf",
+            "Bell_pepper leaf spot", "Blueberry leaf", "Cherry leaf", "Corn Gray leaf spot",
+            "Corn leaf blight", "Corn rust leaf", "Peach leaf", "Potato leaf", "Potato leaf early blight",
+            "Potato leaf late blight", "Raspberry leaf", "Soyabean leaf", "Soybean leaf",
+            "Squash Powdery mildew leaf", "Strawberry leaf", "Tomato Early blight leaf",
+            "Tomato Septoria leaf spot", "Tomato leaf", "Tomato leaf bacterial spot",
+            "Tomato leaf late blight", "Tomato leaf mosaic virus", "Tomato leaf yellow virus",
+            "Tomato mold leaf", "Tomato two spotted spider mites leaf", "grape leaf", "grape leaf black rot"],
+            general_copy=4),
+    _glip35("selfdrivingCar", "fixedLarge/export", ["biker", "car", "pedestrian", "trafficLight",
+            "trafficLight-Green", "trafficLight-GreenLeft", "trafficLight-Red", "trafficLight-RedLeft",
+            "trafficLight-Yellow", "trafficLight-YellowLeft", "truck"], files=_EXPORT_FILES),
+    _glip35("websiteScreenshots", "", ["button", "field", "heading", "iframe", "image", "label", "link",
+            "text"], minival=True),
+)
+# GLIP's configs/odinw_35/_all.json order
+ODINW35: tuple[str, ...] = (
+    "AerialMaritimeDrone", "AerialMaritimeDrone_tiled", "AmericanSignLanguageLetters", "Aquarium", "BCCD",
+    "ChessPieces", "CottontailRabbits", "DroneControl", "EgoHands", "EgoHands_specific", "HardHatWorkers",
+    "MaskWearing", "MountainDewCommercial", "NorthAmericaMushrooms", "OxfordPets_by-breed", "OxfordPets_by-species",
+    "PKLot", "Packages", "PascalVOC", "Raccoon", "ShellfishOpenImages", "ThermalCheetah", "UnoCards",
+    "VehiclesOpenImages", "WildfireSmoke", "boggleBoards", "brackishUnderwater", "dice", "openPoetryVision",
+    "pistols", "plantdoc", "pothole", "selfdrivingCar", "thermalDogsAndPeople", "websiteScreenshots",
+)
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in ODINW13 + ODINW35_ONLY}
 
 
 @dataclass(frozen=True)
@@ -162,8 +268,10 @@ DEMO_UPSTREAM: tuple[str, ...] = ("Aquarium", "Packages", "Raccoon")
 DEMO_DOWNSTREAM: tuple[str, ...] = ("NorthAmericaMushrooms", "Raccoon")
 
 SUITES: dict[str, Suite] = {
-    "odinw13": Suite("odinw13", tuple(DATASETS), pretrain_suite="upstream",
+    "odinw13": Suite("odinw13", tuple(spec.name for spec in ODINW13), pretrain_suite="upstream",
                      description="ODinW-13 (GLIP's 13 datasets, paper Table D)"),
+    "odinw35": Suite("odinw35", ODINW35, pretrain_suite="upstream",
+                     description="ODinW-35 (GLIP's 35 configs over 32 downloadable folders)"),
     "demo": Suite("demo", DEMO_DOWNSTREAM, DEMO_UPSTREAM, split_policy="test",
                   description="embedded: pretrain on Aquarium+Packages+Raccoon, transfer to Mushrooms and Raccoon"),
     "upstream": Suite("upstream", UPSTREAM_ORDER, UPSTREAM_ORDER, label_spaces_only=True,
@@ -218,19 +326,27 @@ def class_names(dataset: str, suite: str = "odinw13") -> tuple[str, ...]:
     return get_dataset(dataset, suite).class_names
 
 
+def download_command(spec: DatasetSpec) -> str:
+    """The ``harness download`` command line that gets ``spec`` (naming a suite that holds it)."""
+    suite = "" if spec.name in SUITES["odinw13"].datasets else "--suite odinw35 "
+    return f"harness download {suite}--only {spec.name}"
+
+
 def load_split(spec: DatasetSpec, split: str, root: Path | None = None) -> CocoDataset:
     """A split of ``spec`` as COCO records named after the dataset; a missing file says how to get it."""
     path = spec.annotation_path(split, root)
     if not path.is_file():
         hint = ("the demo data ship with the package: reinstall it" if spec.embedded else
-                f"run `harness download --only {spec.name}` or `harness data import {spec.name} --from PATH`"
+                f"run `{download_command(spec)}` or `harness data import {spec.name} --from PATH`"
                 f" (data root {root or data_root()}, set ${DATA_ENV} to use another)")
         raise DataError(f"{spec.name}: no {split} annotations at {path}; {hint}")
-    dataset = load_coco(path, name=spec.name)
+    dataset = load_coco(path, name=spec.name, root_ids=(0, *spec.root_ids))
     names = tuple(n.lower() for n in dataset.category_names)
-    if dataset.category_ids != spec.category_ids or names != tuple(n.lower() for n in spec.class_names):
+    if dataset.category_ids != spec.category_ids or (
+            spec.names_checked and names != tuple(n.lower() for n in spec.class_names)):
+        checked = "" if spec.names_checked else " (ids checked; the names are GLIP's prompt names)"
         raise DataError(f"{path}: categories {list(zip(dataset.category_ids, dataset.category_names))} do not "
-                        f"match the registry's {list(spec.categories)} for {spec.name}")
+                        f"match the registry's {list(spec.categories)} for {spec.name}{checked}")
     return dataset
 
 

@@ -62,7 +62,9 @@ def sources_of(dataset: str) -> tuple[str, ...]:
     """The dataset and what it was drawn from (see the module docstring)."""
     found = [dataset]
     if dataset in get_suite("odinw13").datasets:
-        found += ["ODinW-13", "ODinW-35"]
+        found.append("ODinW-13")
+    if dataset in get_suite("odinw35").datasets:
+        found.append("ODinW-35")
     if dataset in DERIVED_FROM:
         found.append(DERIVED_FROM[dataset])
     return tuple(found)

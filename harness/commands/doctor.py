@@ -236,7 +236,7 @@ def verify_dataset(spec: registry.DatasetSpec, root: Path | None, lock: dict[str
         "; lock file: complete" if entry.get("complete") else "; lock file: not complete")
     opt = f" --root {root}" if root is not None else ""
     get = ("the demo data ship with the package: reinstall scaledet-harness" if spec.embedded else
-           f"harness download --only {spec.name}{opt} (or harness data import {spec.name} --from PATH{opt})")
+           f"{registry.download_command(spec)}{opt} (or harness data import {spec.name} --from PATH{opt})")
     missing = [s for s in spec.splits if not spec.annotation_path(s, root).is_file()]
     if missing:
         where = spec.folder(root)

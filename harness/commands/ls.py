@@ -1,7 +1,8 @@
 """`harness ls`: suites, datasets, classes, what is on disk under the data root, and unseen classes.
 
 - ``harness ls``: every suite, every ODinW dataset with its classes and whether it is on disk.
-- ``harness ls --suite odinw13``: the suite's datasets, present / missing per split.
+- ``harness ls --suite odinw13`` (or ``odinw35``): the suite's datasets, the split each is scored on, present /
+  missing per split.
 - ``harness ls --dataset Aquarium``: classes with ids, splits with the paper's counts, licence, citation,
   Roboflow coordinates (``--suite demo`` for the embedded copy; ``--dataset coco`` for an upstream list).
 - ``harness ls --unseen [--suite odinw13] [--upstream lvis+coco] [--rule names|paper|text]``: the unseen
@@ -109,14 +110,16 @@ def _suite(name: str, root: Path | None) -> int:
         spec = registry.get_dataset(dataset, name)
         role = ("transfer+upstream" if dataset in suite.upstream else "transfer") if dataset in suite.datasets \
             else "upstream"
-        rows.append([spec.name, role, ", ".join(spec.class_names), *(split_state(spec, s, root) for s in splits)])
+        rows.append([spec.name, role, ", ".join(spec.class_names), spec.eval_split(suite.split_policy),
+                     *(split_state(spec, s, root) for s in splits)])
         present += spec.is_present(root)
-    print(tabulate(rows, headers=["dataset", "role", "classes", *splits],
-                   maxcolwidths=[None, None, _CLASS_WIDTH, *([None] * len(splits))]))
+    print(tabulate(rows, headers=["dataset", "role", "classes", f"scored on ({suite.split_policy})", *splits],
+                   maxcolwidths=[None, None, _CLASS_WIDTH, None, *([None] * len(splits))]))
     print()
     total = len(rows)
     print(f"{present} of {total} datasets present" + ("" if present == total else
-          "; get the others with `harness download --only NAME` or `harness data import NAME --from PATH`"))
+          f"; get the others with `harness download --suite {name} --only NAME` or "
+          "`harness data import NAME --from PATH`"))
     return 0
 
 
@@ -160,7 +163,12 @@ def _dataset(name: str, suite: str, root: Path | None) -> int:
         ["licence", spec.licence], ["citation", spec.citation],
         ["roboflow", spec.roboflow or "not recorded (pass workspace/project/version to the download)"],
         ["GLIP eval split", spec.glip_eval_split],
+        ["GLIP schedule", f"{spec.max_epoch} epochs over {spec.general_copy} copies of train (GENERAL_COPY)"],
     ]
+    if not spec.names_checked:
+        facts.append(["classes", "GLIP's config names (OVERRIDE_CATEGORY); reading checks the json's ids"])
+    if spec.root_ids:
+        facts.append(["root class ids", ", ".join(map(str, spec.root_ids)) + " (Roboflow's root: not a class)"])
     print(tabulate(facts, tablefmt="plain", maxcolwidths=[None, 100]))
     print()
     overrides = dict(zip(spec.class_names, spec.prompt_overrides))

@@ -14,7 +14,7 @@ checkpoint): valid AP 0.05 -> 0.12 with L_sl, 0.30 -> 0.36 without. ``--set mode
 
 Fine-tuning has its own batch and learning rate, not the checkpoint's pretraining ones (a checkpoint's config
 carries its ``data.batch_size``, e.g. 128 over 8 GPUs, which on one GPU gave Packages' 19 images one step an
-epoch). ``odinw13`` takes GLIP's full-model ODinW fine-tune (microsoft/GLIP README, "ODinW / Custom Dataset
+epoch). ``odinw13`` and ``odinw35`` take GLIP's full-model ODinW fine-tune (microsoft/GLIP README, "ODinW / Custom Dataset
 Fine-Tuning": ``SOLVER.IMS_PER_BATCH 4`` over its 4 GPUs; ``SOLVER.BASE_LR 0.0001`` of its ``glip_Swin_T_O365``
 config; ``SOLVER.WARMUP_ITERS 0`` and 12 epochs in every ``configs/odinw_13/*.yaml``): a global batch of 4
 (4 images a step on the one GPU of a transfer job), lr 1e-4, no warmup; the steps follow from the epochs
@@ -94,6 +94,7 @@ DEMO_FINETUNE: dict[str, OverrideValue] = {
 ODINW_FINETUNE: dict[str, OverrideValue] = {"data.batch_size": 4, "train.lr": 0.0001, "train.warmup_steps": 0}
 SUITE_SETTINGS: dict[str, dict[str, dict[str, OverrideValue]]] = {
     "odinw13": {"finetune": ODINW_FINETUNE, "fewshot": ODINW_FINETUNE},
+    "odinw35": {"finetune": ODINW_FINETUNE, "fewshot": ODINW_FINETUNE},
     "upstream": {"pretrain": PAPER_R50.overrides()},
     "demo": {
         "pretrain": {**CPU_DEMO, "train.max_steps": 120, "train.warmup_steps": 10, "train.lr_steps": (100,),

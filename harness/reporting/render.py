@@ -41,9 +41,12 @@ class Report:
 
 
 def suite_datasets(suite: str, cells: pd.DataFrame) -> tuple[str, ...]:
-    """The suite's datasets in report order: the paper's order for odinw13, else those in the results."""
+    """The suite's datasets in report order: the paper's order for odinw13, GLIP's for odinw35, else those in the
+    results."""
     if suite == "odinw13":
         return ODINW13
+    if suite == "odinw35":
+        return get_suite("odinw35").datasets
     log.info("suite %s: using the datasets present in the results, sorted", suite)
     return tuple(sorted(set(cells["dataset"])))
 

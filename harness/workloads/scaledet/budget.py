@@ -8,7 +8,8 @@
   A transfer cell without a ``data.batch_size`` of its own takes its pretrain cell's (as the job does).
 
 Image counts are the registry's (``harness.catalog.datasets.get_dataset(name, suite).images``, GLIP paper Table 9); an
-evaluation split without a count (EgoHands' and Vehicles' ``mini_val``) is counted as its full ``valid`` split.
+evaluation split without a count (EgoHands' and Vehicles' ``mini_val``) is counted as its full ``valid`` split; a
+dataset without counts (ODinW-35's 22 beyond ODinW-13) gets no number.
 A cell whose backbone has no rate in :data:`RATES` gets no number ("n/a (no rate for backbone X)").
 
 ``data.batch_size`` is the global batch (all ranks together, detectron2's IMS_PER_BATCH), so GPU-hours do not
@@ -147,6 +148,9 @@ def estimate_cell(spec: JobSpec, pretrain: Mapping[str, Config] | None = None) -
         return Estimate(None, f"n/a (no rate for backbone {backbone}{demo})", steps=steps)
     if registry.get_suite(spec.suite).label_spaces_only:
         return Estimate(None, f"n/a (no image counts for upstream dataset {spec.dataset})")
+    if not _counted(spec):
+        return Estimate(None, f"n/a (no image counts for {spec.dataset} in the registry: GLIP's config gives none)",
+                        backbone, steps)
     scored = eval_images(spec.suite, spec.dataset, spec.split_policy)
     if spec.mode == "direct":
         return Estimate(images_hours(scored, backbone), f"eval {scored:,} images / {_rate(backbone)}, approximate",
@@ -170,9 +174,16 @@ def _train_images(spec: JobSpec) -> int:
 
 def _transfer_steps(spec: JobSpec, batch: int) -> int | None:
     """Steps a fine-tune cell runs (``None``: its dataset's image count is unknown here)."""
-    if registry.get_suite(spec.suite).label_spaces_only:
+    if registry.get_suite(spec.suite).label_spaces_only or not _counted(spec):
         return Schedule.of(spec).steps
     return Schedule.of(spec).total_steps(_train_images(spec), batch)
+
+
+def _counted(spec: JobSpec) -> bool:
+    """Whether the registry has the train and valid image counts of the cell's dataset (ODinW-35's 22 beyond
+    ODinW-13 have none: GLIP's configs do not state them)."""
+    counts = registry.get_dataset(spec.dataset, spec.suite).images
+    return counts.get("train") is not None and counts.get("valid") is not None
 
 
 def _rate(backbone: str) -> str:
