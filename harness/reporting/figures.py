@@ -19,7 +19,9 @@ from scaledet.files import atomic_write_bytes
 
 DPI = 150
 SIZES = {"scaling": (8.0, 4.5), "per_dataset_scaling": (12.0, 10.0), "bars": (10.0, 4.5),
-         "shots": (6.4, 4.5)}  # fmt: skip
+         "shots": (6.4, 4.5), "table": (10.0, 4.5)}  # fmt: skip
+PANEL_COLUMNS = 4  # Figure 4 style panels per row (fewer when fewer datasets)
+PANEL_SIZE = (3.0, 2.4)  # inches per panel
 STYLE = {"figure.facecolor": "white", "axes.facecolor": "white", "text.color": "black"}
 AVERAGE_LABELS = {"mAP": "over datasets", "mAP_C": "over classes", "mAP_unseen": "over unseen classes"}
 
@@ -33,8 +35,8 @@ def error(cell: Cell) -> float:
     return cell.std if isinstance(cell, Stat) else 0.0
 
 
-def _figure(kind: str) -> Figure:
-    fig = Figure(figsize=SIZES[kind], dpi=DPI, facecolor="white")
+def _figure(kind: str, size: tuple[float, float] | None = None) -> Figure:
+    fig = Figure(figsize=size or SIZES[kind], dpi=DPI, facecolor="white")
     FigureCanvasAgg(fig)
     return fig
 
@@ -76,10 +78,12 @@ def scaling_figure(table: Table) -> Figure:
 
 
 def per_dataset_scaling_figure(table: Table, datasets: tuple[str, ...]) -> Figure:
-    """Figure 4 style: one small panel per downstream dataset, AP vs number of upstream datasets."""
-    fig = _figure("per_dataset_scaling")
-    cols = 4
-    axes = fig.subplots(math.ceil(len(datasets) / cols), cols, squeeze=False).ravel()
+    """Figure 4 style: one small panel per downstream dataset present, AP vs number of upstream datasets; the
+    grid is sized for them (two datasets: one row of two panels; ODinW-35: nine rows of four)."""
+    cols = max(1, min(PANEL_COLUMNS, len(datasets)))
+    rows = max(1, math.ceil(len(datasets) / cols))
+    fig = _figure("per_dataset_scaling", (PANEL_SIZE[0] * cols, PANEL_SIZE[1] * rows + 0.8))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
     xs = list(range(1, len(table.rows) + 1))
     for ax, dataset in zip(axes, datasets, strict=False):
         ax.plot(xs, [value(table.cell(row.label, dataset)) for row in table.rows], marker="o")
@@ -108,6 +112,28 @@ def bars_figure(direct: Table, finetune: Table, label: str) -> Figure:
     ax.set_ylabel("AP x100", fontsize=8)
     ax.set_title(f"{label}: fine-tune vs direct transfer per dataset", fontsize=9)
     ax.legend(fontsize=7, facecolor="white", edgecolor="black")
+    fig.subplots_adjust(bottom=0.35)
+    return fig
+
+
+def table_figure(table: Table) -> Figure:
+    """A per-dataset table as a chart (Table D as bars): one group per dataset column (the mean last), one bar
+    per row, published rows hatched; error bars over seeds. Wide enough for ODinW-35's columns."""
+    columns = list(table.columns)
+    fig = _figure("table", (max(SIZES["table"][0], 0.45 * len(columns) * max(1, len(table.rows)) ** 0.5 + 2),
+                            SIZES["table"][1]))
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(table.rows))
+    for index, row in enumerate(table.rows):
+        cells = [table.cell(row.label, column) for column in columns]
+        xs = [x - 0.4 + width * (index + 0.5) for x in range(len(columns))]
+        ax.bar(xs, [value(c) for c in cells], width=width, label=row.label, yerr=[error(c) for c in cells],
+               capsize=1.5, hatch="//" if row.published else None, edgecolor="black", linewidth=0.3)
+    _style(ax)
+    ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right")
+    ax.set_ylabel("AP x100", fontsize=8)
+    ax.set_title(table.title, fontsize=9)
+    ax.legend(fontsize=6, facecolor="white", edgecolor="black", ncols=2)
     fig.subplots_adjust(bottom=0.35)
     return fig
 

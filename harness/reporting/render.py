@@ -98,6 +98,12 @@ def _add_figures(report: Report, per_mode: dict[str, Table], scaling: Table, few
                 per_mode["direct"], per_mode["finetune"], row.label))  # fmt: skip
     if not any(stem.startswith("bars_") for stem in report.figures):
         report.missing_figures["Fine-tune vs direct per dataset"] = "no checkpoint has both modes"
+    for mode, table in per_mode.items():  # Table D as a chart, for every mode with results of our own
+        caption = f"Per-dataset AP, {tables.MODE_TITLES[mode]}, beside the published rows"
+        if any(not row.published for row in table.rows):
+            report.figures[f"per_dataset_{mode}"] = (caption, figs.table_figure(table))
+        else:
+            report.missing_figures[caption] = f"no {mode} results"
     if fewshot.rows:
         report.figures["fewshot_shots"] = ("AP vs shots (mean ± std over seeds)", figs.shots_figure(fewshot))
     else:

@@ -43,10 +43,10 @@ STATUSES = ("done", "failed")
 PROVENANCE_FIELDS = ("packages", "git_sha", "host", "wall_time_s", "started_at", "finished_at", "log_path",
                      "executor", "slurm_job_id", "threads")
 # fields added after records were first written: a record without them loads with their default
-OPTIONAL_FIELDS = ("rehearsal", "threads")
+OPTIONAL_FIELDS = ("rehearsal", "threads", "fewshot_subset")
 # keys a work function may return (see harness.workloads.base.WorkFn)
 WORK_KEYS = ("metrics", "per_class_ap", "image_ids", "config", "dataset_version", "dataset_sha",
-             "label_space_fingerprint", "text_encoder", "rehearsal")
+             "label_space_fingerprint", "text_encoder", "rehearsal", "fewshot_subset")
 FRAME_COLUMNS = ["sweep", "job_id", "suite", "dataset", "mode", "method", "seed", "shots", "split_policy",
                  "status", "metric", "class_name", "value", "text_encoder", "dataset_sha",
                  "label_space_fingerprint", "git_sha", "host", "wall_time_s"]
@@ -82,6 +82,8 @@ class ResultRecord:
     error: str | None = None
     traceback: str | None = None
     rehearsal: dict[str, Any] | None = None  # set on a rehearsal's records: what was run at toy scale, stood in
+    # a few-shot cell's subset: GLIP's file (path, sha256) or drawn, and the set its model was selected on
+    fewshot_subset: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         check_name("status", self.status, STATUSES, f"result {self.job_id}")

@@ -38,7 +38,7 @@ import torch
 from harness.acquire.images import check_dataset_images
 from harness.catalog import datasets as registry
 from harness.job import JobSpec
-from harness.workloads.fewshot import sample_shots, subset
+from harness.workloads.fewshot import few_shot_subset
 from harness.workloads.methods import METHODS
 from harness.workloads.scaledet.scale import TOY_SCALE
 from harness.workloads.schedule import Schedule
@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 METHOD_PRESETS = {m.name: m.preset for m in METHODS}  # method name -> scaledet.config preset
 CONFIG_SECTIONS = ("model", "data", "train")
 WORK_SETTINGS = ("upstream", "pretrain_job", "checkpoint", "pretrained", "text_encoder", "text_weights",
-                 "prompts", "device")
+                 "prompts", "device", "protocol")
 
 
 @dataclass(frozen=True)
@@ -375,8 +375,9 @@ def transfer_inputs(spec: JobSpec, run_dir: Path, with_train: bool):
 def _transfer_output(spec, work, cfg, source, space, encoder_id, found, path, **extra) -> dict[str, Any]:
     metrics = {k: float(v) for k, v in found.items() if k != "per_class" and isinstance(v, (int, float))}
     metrics.update(extra.pop("metrics", {}))
+    schedule = {"schedule": extra.pop("schedule")} if "schedule" in extra else {}
     return {"metrics": metrics, "per_class_ap": dict(found.get("per_class", {})),
-            "config": {**cfg.to_dict(), "work": {**work, "start_checkpoint": str(path)},
+            "config": {**cfg.to_dict(), **schedule, "work": {**work, "start_checkpoint": str(path)},
                        "scoring": {source.name: found["scoring"]}, "world_size": world_size()},
             "dataset_version": source.version, "dataset_sha": files_sha(source.files),
             "label_space_fingerprint": space.fingerprint, "text_encoder": encoder_id, **extra}
@@ -401,14 +402,19 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     if registry.get_suite(spec.suite).label_spaces_only:
         raise ConfigError(f"suite '{spec.suite}' holds upstream datasets: they are pretrained on, not fine-tuned to")
     work, state, cfg, source, space, encoder_id, path = transfer_inputs(spec, run_dir, with_train=True)
-    train_set, image_ids = source.train, []
+    train_set, image_ids, valid, extra = source.train, [], None, {}
     if spec.mode == "fewshot":
-        image_ids = sample_shots(train_set, int(spec.shots or 0), spec.seed)
-        train_set = subset(train_set, image_ids)
-        log.info("fewshot %d-shot, seed %d: %d training images", spec.shots, spec.seed, len(image_ids))
-    cfg = _scaled(Schedule.of(spec).apply(cfg, len(train_set)))
+        few = few_shot_subset(registry.get_dataset(spec.dataset, spec.suite), train_set, int(spec.shots or 0),
+                              spec.seed)
+        train_set, valid, extra = few.train, few.valid, {"fewshot_subset": few.record()}
+        image_ids = sorted(int(img["id"]) for img in train_set.images)
+        log.info("fewshot %d-shot, seed %d: %d training images (%s)", spec.shots, spec.seed, len(image_ids),
+                 few.source)
+    plan = Schedule.of(spec)
+    cfg = _scaled(plan.apply(cfg, len(train_set)))
+    extra["schedule"] = plan.record(len(train_set), cfg.data.batch_size)
     device = resolve_device(work.get("device"))
-    best = select_on_valid(cfg, spec, train_set, space, state, run_dir, device)
+    best = select_on_valid(cfg, spec, train_set, space, state, run_dir, device, valid)
     from scaledet.detector import build_detector
 
     with init_skipped():  # every weight comes from the selected state next
@@ -420,17 +426,21 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     log.info("%s %s on %s: best step %d (valid AP %.4f), AP %.4f", spec.mode, spec.method, spec.dataset,
              best["step"], best["valid_ap"], found["AP"])
     return _transfer_output(spec, work, cfg, source, space, encoder_id, found, path, image_ids=image_ids,
-                            metrics={"best_step": float(best["step"]), "valid_AP_best": best["valid_ap"]})
+                            metrics={"best_step": float(best["step"]), "valid_AP_best": best["valid_ap"]}, **extra)
 
 
 def select_on_valid(cfg: Config, spec: JobSpec, train_set: CocoDataset, space: LabelSpace,
-                    start: dict[str, Any], run_dir: Path, device) -> dict[str, Any]:
-    """Train in ``checkpoint_every`` chunks (each resumes exactly), score each on ``valid``, keep the best.
+                    start: dict[str, Any], run_dir: Path, device, valid: CocoDataset | None = None
+                    ) -> dict[str, Any]:
+    """Train in ``checkpoint_every`` chunks (each resumes exactly), score each on ``valid`` (default: the
+    dataset's valid split; a few-shot cell: GLIP's val file when there is one), keep the best.
 
     Progress (steps scored, the best state) is saved atomically as ``selection.pt`` beside the checkpoints, so
     a requeued job neither repeats an evaluation nor loses the best state.
     """
-    valid = _sampled(registry.load_split(registry.get_dataset(spec.dataset, spec.suite), "valid"))
+    if valid is None:
+        valid = registry.load_split(registry.get_dataset(spec.dataset, spec.suite), "valid")
+    valid = _sampled(valid)
     out_dir, progress_path = run_dir / "checkpoints", run_dir / "selection.pt"
     progress = (torch.load(progress_path, weights_only=True) if progress_path.is_file()
                 else {"scored": {}, "step": -1, "valid_ap": -1.0, "state": None})
