@@ -11,6 +11,9 @@ Expansion rules of ``harness.plan.grid.plan``:
 
 - ``direct`` / ``finetune``: one job per dataset × method × seed (``shots`` is ``None``).
 - ``fewshot``: one job per dataset × method × seed × shots (k shots per class).
+- ``linear`` / ``prompt``: like ``finetune``, training only the box classifier's projection and bias (linear
+  probing) or only the target's label embeddings (prompt tuning); ``linear-fewshot`` / ``prompt-fewshot`` like
+  ``fewshot`` (:data:`TUNING_OF_MODE` says what each transfer mode trains).
 - ``pretrain``: one job per method × seed for the *whole suite* (it trains on all the suite's datasets
   jointly, producing the checkpoint the other modes start from). Its ``dataset`` field is the suite's
   datasets sorted and joined by ``+``, so changing the suite's membership changes the job id.
@@ -27,7 +30,12 @@ from typing import Any
 from scaledet.errors import ConfigError
 from scaledet.names import check_name
 
-MODES: tuple[str, ...] = ("direct", "finetune", "fewshot", "pretrain")
+# transfer mode -> what it trains (``scaledet.tuning``: GLIP's full-model tuning, linear probing, prompt tuning)
+TUNING_OF_MODE: dict[str, str] = {"finetune": "full", "fewshot": "full", "linear": "linear",
+                                  "linear-fewshot": "linear", "prompt": "prompt", "prompt-fewshot": "prompt"}
+FEWSHOT_MODES: tuple[str, ...] = ("fewshot", "linear-fewshot", "prompt-fewshot")  # on k-shot subsets
+TRAINED_TRANSFER_MODES: tuple[str, ...] = tuple(TUNING_OF_MODE)
+MODES: tuple[str, ...] = ("direct", *TRAINED_TRANSFER_MODES, "pretrain")
 SPLIT_POLICIES: tuple[str, ...] = ("glip", "test", "valid")
 DEFAULT_SHOTS: tuple[int, ...] = (1, 3, 5, 10)
 Scalar = str | int | float | bool | None
@@ -50,8 +58,9 @@ class JobSpec:
     def __post_init__(self) -> None:
         check_name("mode", self.mode, MODES)
         check_name("split policy", self.split_policy, SPLIT_POLICIES)
-        if (self.mode == "fewshot") != (self.shots is not None):
-            raise ConfigError(f"shots must be set for mode 'fewshot' only (mode={self.mode!r}, shots={self.shots})")
+        if (self.mode in FEWSHOT_MODES) != (self.shots is not None):
+            raise ConfigError(f"shots must be set for the modes {', '.join(FEWSHOT_MODES)} only "
+                              f"(mode={self.mode!r}, shots={self.shots})")
         object.__setattr__(self, "overrides", normalise_overrides(self.overrides))
 
     def canonical_json(self) -> str:

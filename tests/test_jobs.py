@@ -52,7 +52,7 @@ def test_spec_from_dict_is_strict():
     assert JobSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(ConfigError, match="unknown job spec field 'sed'"):
         JobSpec.from_dict({**spec.to_dict(), "sed": 1}, where="x.json")
-    with pytest.raises(ConfigError, match="shots must be set for mode 'fewshot' only"):
+    with pytest.raises(ConfigError, match="shots must be set for the modes fewshot, linear-fewshot, prompt-fewshot only"):
         JobSpec("demo", "A", "direct", "scaledet", 3, shots=5)
     with pytest.raises(ConfigError, match="given twice"):
         JobSpec("demo", "A", "direct", "scaledet", 3, overrides=(("k", 1), ("k", 2)))

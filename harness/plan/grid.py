@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from harness.job import DEFAULT_SHOTS, MODES, JobSpec, OverrideValue, normalise_overrides
+from harness.job import DEFAULT_SHOTS, FEWSHOT_MODES, MODES, JobSpec, OverrideValue, normalise_overrides
 from harness.workloads.methods import METHOD_NAMES
 from scaledet.errors import ConfigError
 from scaledet.names import check_name
@@ -34,7 +34,7 @@ def plan(
     specs: list[JobSpec] = []
     for mode in modes:
         targets = ["+".join(sorted(datasets))] if mode == "pretrain" else list(datasets)
-        shot_values: Sequence[int | None] = shots if mode == "fewshot" else (None,)
+        shot_values: Sequence[int | None] = shots if mode in FEWSHOT_MODES else (None,)
         for dataset in targets:
             for method in methods:
                 for seed in seeds:
