@@ -97,6 +97,7 @@ class TrainConfig:
     checkpoint_every: int = 5000
     keep_checkpoints: int = 3  # newest step checkpoints kept on disk; 0 keeps all
     seed: int = 0
+    tuning: str = "full"  # scaledet.tuning.TUNINGS: what trains ("full", "linear" probing, "prompt" tuning)
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,9 @@ class VocabularyMixin:
             raise CheckpointError(
                 f"label space embeddings have dimension {label_space.dim}, the head expects {self.label_space.dim}"
             )
+        if "label_embeddings" in self.roi_heads._parameters:
+            raise ConfigError("the label embeddings are being learned (prompt tuning): take them out with "
+                              "scaledet.tuning.learned_label_space(model, label_space) before another vocabulary")
         device = self._device()
         self.label_space = label_space
         self.roi_heads.label_embeddings = label_space.embeddings.to(device)

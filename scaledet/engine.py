@@ -29,6 +29,7 @@ from scaledet.labels import LabelSpace
 from scaledet.precision import AMP_MODES, amp_dtype, autocast, needs_scaler
 from scaledet.sampling import REPEAT_FACTOR_MODES, RepeatFactorSampler, dataset_repeat_factors
 from scaledet.transforms import AUGMENTATIONS, training_transform
+from scaledet.tuning import LEARNED_EMBEDDINGS, TUNINGS, apply_tuning, learned_label_space
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +247,8 @@ def check_choices(cfg: Config) -> None:
     for key, value, valid in (("train.optimizer", cfg.train.optimizer, OPTIMIZERS),
                               ("train.amp", cfg.train.amp, AMP_MODES),
                               ("data.augmentation", cfg.data.augmentation, AUGMENTATIONS),
-                              ("data.repeat_factors", cfg.data.repeat_factors, REPEAT_FACTOR_MODES)):
+                              ("data.repeat_factors", cfg.data.repeat_factors, REPEAT_FACTOR_MODES),
+                              ("train.tuning", cfg.train.tuning, TUNINGS)):
         if value not in valid:
             raise ConfigError(f"{key} is {value!r}; expected one of {', '.join(valid)}")
     if cfg.data.num_workers < 0 or cfg.data.prefetch_factor < 1:
@@ -299,6 +301,7 @@ def train(cfg: Config, datasets: Sequence[CocoDataset], label_space: LabelSpace,
     if init_state is not None:
         ckpt.load_model_weights(model, {"model": init_state, "label_space": label_space.to_state()})
     model = model.to(device)
+    apply_tuning(model, cfg.train.tuning)  # before the optimizer takes the trainable parameters and a resume
     channels_last = apply_channels_last(model, cfg.train.channels_last)
     if model.config.federated_loss:
         counts = class_image_counts(datasets, label_space)
@@ -430,11 +433,15 @@ def _batches(loader: torch.utils.data.DataLoader, device: torch.device) -> Itera
 
 
 def load_detector(checkpoint: str | Path, device: str | torch.device | None = None) -> Detector:
-    """A detector rebuilt from a checkpoint's config and label space, weights loaded (no backbone download)."""
+    """A detector rebuilt from a checkpoint's config and label space, weights loaded (no backbone download); a
+    prompt-tuned checkpoint's detector scores with the label embeddings it learned."""
     state = ckpt.load_checkpoint(checkpoint)
     cfg = load_config(state["config"])
     label_space = LabelSpace.from_state(state["label_space"])
     with init_skipped():  # every weight comes from the checkpoint next
         model = build_detector(cfg.model, label_space, load_weights=False)
+    if LEARNED_EMBEDDINGS in state["model"]:
+        apply_tuning(model, "prompt")
     ckpt.load_model_weights(model, state)
+    model.label_space = learned_label_space(model, label_space)
     return model.to(resolve_device(device))
