@@ -57,10 +57,17 @@ def apply_tuning(model: nn.Module, tuning: str) -> dict[str, int]:
         if tuning == "prompt" and not is_prompt_tuned(model):
             heads = model.roi_heads
             heads.label_embeddings = nn.Parameter(heads.label_embeddings.detach().clone())  # buffer -> parameter
+    counts = parameter_counts(model)
+    if tuning != "full":
+        log.info("tuning %s: %d trainable parameter values, %d frozen", tuning, counts["trainable"], counts["frozen"])
+    return counts
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """{"trainable": n, "frozen": m}: how many of ``model``'s parameter values train and how many do not."""
     counts = {"trainable": 0, "frozen": 0}
     for parameter in model.parameters():
         counts["trainable" if parameter.requires_grad else "frozen"] += parameter.numel()
-    log.info("tuning %s: %d trainable parameters, %d frozen", tuning, counts["trainable"], counts["frozen"])
     return counts
 
 

@@ -1,6 +1,6 @@
 """The fine-tune schedule: how a transfer job's training length is set, defined once.
 
-A transfer job (``finetune``/``fewshot``) trains for the steps its overrides give (``train.max_steps``: the
+A trained transfer job (``finetune``, ``linear``, ``prompt`` and their few-shot kinds) trains for the steps its overrides give (``train.max_steps``: the
 suite's settings or the user's ``--set``), else by its protocol (``--set protocol=...``, :data:`PROTOCOLS`):
 
 - ``default``: :data:`FINETUNE_EPOCHS` epochs of its training images, full-data and few-shot alike;
@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.catalog.datasets import get_dataset
-from harness.job import JobSpec
+from harness.job import FEWSHOT_MODES, JobSpec
 from scaledet.config import Config
 from scaledet.errors import ConfigError
 from scaledet.names import check_name
@@ -55,7 +55,7 @@ class Schedule:
             return cls(steps=int(steps), protocol=protocol)
         if protocol == "default":
             return cls()
-        if spec.mode == "fewshot":
+        if spec.mode in FEWSHOT_MODES:
             shots = int(spec.shots or 0)
             if shots not in GLIP_FEW_SHOT:
                 raise ConfigError(f"job {spec.job_id}: protocol glip has few-shot schedules for "

@@ -5,6 +5,8 @@
 - ``finetune`` / ``fewshot``: (training images drawn + evaluation images) / rate / 3600, where the images drawn are
   steps x ``data.batch_size``, the steps being ``train.max_steps`` when the cell sets it, else the epochs of the
   train split of ``harness.workloads.schedule`` (fewshot: of at most shots x classes images); approximate.
+  ``linear`` and ``prompt`` (and their few-shot kinds) are counted like fine-tunes: an upper bound, since their
+  backward pass stops at the box classifier or the label embeddings.
   A transfer cell without a ``data.batch_size`` of its own takes its pretrain cell's (as the job does).
 
 Image counts are the registry's (``harness.catalog.datasets.get_dataset(name, suite).images``, GLIP paper Table 9); an
@@ -24,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from harness.catalog import datasets as registry
-from harness.job import JobSpec
+from harness.job import FEWSHOT_MODES, TRAINED_TRANSFER_MODES, JobSpec
 from harness.workloads.base import Estimate
 from harness.workloads.schedule import Schedule
 from scaledet.config import Config, with_overrides
@@ -51,7 +53,7 @@ RATES: dict[str, Rate] = {
 }
 CONFIG_SECTIONS = ("model", "data", "train")
 TRANSFER_START = ("pretrain_job", "checkpoint", "pretrained")
-TRAINING_MODES = ("pretrain", "finetune", "fewshot")
+TRAINING_MODES = ("pretrain", *TRAINED_TRANSFER_MODES)
 
 
 def pretrain_hours(steps: int, batch: int, backbone: str) -> float:
@@ -166,7 +168,7 @@ def estimate_cell(spec: JobSpec, pretrain: Mapping[str, Config] | None = None) -
 def _train_images(spec: JobSpec) -> int:
     """Training images of a fine-tune cell (fewshot: at most shots x classes)."""
     train = split_images(spec.suite, spec.dataset, "train")
-    if spec.mode == "fewshot":
+    if spec.mode in FEWSHOT_MODES:
         classes = len(registry.get_dataset(spec.dataset, spec.suite).categories)
         train = min(train, int(spec.shots or 0) * classes)
     return train

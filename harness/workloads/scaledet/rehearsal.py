@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.acquire.standins import standin_data
 from harness.catalog.datasets import get_suite
-from harness.job import JobSpec
+from harness.job import TRAINED_TRANSFER_MODES, JobSpec
 from harness.workloads.scaledet import work
 from harness.workloads.scaledet.scale import TOY_SCALE, ToyScale
 
@@ -42,7 +42,7 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     return output
 
 
-REHEARSAL_WORK = {"pretrain": pretrain, "direct": direct, "finetune": finetune, "fewshot": finetune}
+REHEARSAL_WORK = {"pretrain": pretrain, "direct": direct, **dict.fromkeys(TRAINED_TRANSFER_MODES, finetune)}
 
 
 def rehearsal_inputs(data_root: Path, suite: str, datasets: Sequence[str]) -> dict[str, str]:

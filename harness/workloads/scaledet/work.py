@@ -1,4 +1,4 @@
-"""Workload ``scaledet``: the real jobs behind ``harness run`` (pretrain, direct, finetune, fewshot).
+"""Workload ``scaledet``: the real jobs behind ``harness run`` (pretrain, direct and the trained transfer modes).
 
 - ``pretrain``: train the detector jointly on the spec's datasets (``dataset`` = ``A+B+…``), their label
   spaces concatenated in the suite's upstream order; checkpoints in ``runs/<job id>/checkpoints``; scored on
@@ -10,7 +10,11 @@
 - ``direct``: the starting checkpoint with the target dataset's own vocabulary (zero-shot transfer).
 - ``finetune``: train from the checkpoint on the target's train split over its own vocabulary, score every
   ``train.checkpoint_every`` steps on ``valid``, keep the best, score it on the split policy's split.
-- ``fewshot``: like finetune on a k-shot subset chosen by the seed (its image ids go into the result).
+- ``fewshot``: like finetune on a k-shot subset: GLIP's file for that k and seed when the dataset has one, else
+  drawn with the seed (the record says which, with its image ids).
+- ``linear`` / ``prompt`` (and ``linear-fewshot`` / ``prompt-fewshot``): like finetune (fewshot), training only
+  the box classifiers (linear probing) or only the target's label embeddings (prompt tuning): ``train.tuning``
+  (``scaledet.tuning``), set by the mode; a prompt-tuned cell scores with the embeddings it learned.
 
 The starting checkpoint of a transfer job is the override ``pretrain_job`` (a pretrain job's id, found under
 the same runs root), ``checkpoint`` (a path) or ``pretrained`` (not available offline). Other overrides:
@@ -37,7 +41,7 @@ import torch
 
 from harness.acquire.images import check_dataset_images
 from harness.catalog import datasets as registry
-from harness.job import JobSpec
+from harness.job import FEWSHOT_MODES, TUNING_OF_MODE, JobSpec
 from harness.workloads.fewshot import few_shot_subset
 from harness.workloads.methods import METHODS
 from harness.workloads.scaledet.scale import TOY_SCALE
@@ -56,6 +60,7 @@ from scaledet.labels import LabelSpace, encode_label_space
 from scaledet.names import check_name
 from scaledet.protocol import scoring_settings
 from scaledet.text import EncoderSetting, build_text_encoder, setting_from_id
+from scaledet.tuning import learned_label_space, parameter_counts, tuned_label_space
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +105,10 @@ def settings(spec: JobSpec) -> tuple[dict[str, Any], list[str]]:
 def check_spec(spec: JobSpec) -> None:
     """Fail before anything runs when a spec's overrides name unknown settings or config keys, or wrong types."""
     _, overrides = settings(spec)
+    tuning = spec.override("train.tuning")
+    if spec.mode in TUNING_OF_MODE and tuning not in (None, TUNING_OF_MODE[spec.mode]):
+        raise ConfigError(f"job {spec.job_id}: mode {spec.mode!r} trains '{TUNING_OF_MODE[spec.mode]}', not "
+                          f"train.tuning={tuning!r}: pick the mode (linear, prompt, finetune or their few-shot kinds)")
     try:
         check_choices(with_overrides(preset(METHOD_PRESETS[spec.method]), overrides))
     except ConfigError as error:
@@ -375,7 +384,7 @@ def transfer_inputs(spec: JobSpec, run_dir: Path, with_train: bool):
 def _transfer_output(spec, work, cfg, source, space, encoder_id, found, path, **extra) -> dict[str, Any]:
     metrics = {k: float(v) for k, v in found.items() if k != "per_class" and isinstance(v, (int, float))}
     metrics.update(extra.pop("metrics", {}))
-    schedule = {"schedule": extra.pop("schedule")} if "schedule" in extra else {}
+    schedule = {k: extra.pop(k) for k in ("schedule", "tuning") if k in extra}  # what ran, into the config
     return {"metrics": metrics, "per_class_ap": dict(found.get("per_class", {})),
             "config": {**cfg.to_dict(), **schedule, "work": {**work, "start_checkpoint": str(path)},
                        "scoring": {source.name: found["scoring"]}, "world_size": world_size()},
@@ -403,7 +412,7 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"suite '{spec.suite}' holds upstream datasets: they are pretrained on, not fine-tuned to")
     work, state, cfg, source, space, encoder_id, path = transfer_inputs(spec, run_dir, with_train=True)
     train_set, image_ids, valid, extra = source.train, [], None, {}
-    if spec.mode == "fewshot":
+    if spec.mode in FEWSHOT_MODES:
         few = few_shot_subset(registry.get_dataset(spec.dataset, spec.suite), train_set, int(spec.shots or 0),
                               spec.seed)
         train_set, valid, extra = few.train, few.valid, {"fewshot_subset": few.record()}
@@ -412,6 +421,7 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
                  few.source)
     plan = Schedule.of(spec)
     cfg = _scaled(plan.apply(cfg, len(train_set)))
+    cfg = replace(cfg, train=replace(cfg.train, tuning=TUNING_OF_MODE[spec.mode]))
     extra["schedule"] = plan.record(len(train_set), cfg.data.batch_size)
     device = resolve_device(work.get("device"))
     best = select_on_valid(cfg, spec, train_set, space, state, run_dir, device, valid)
@@ -420,11 +430,14 @@ def finetune(spec: JobSpec, run_dir: Path) -> dict[str, Any]:
     with init_skipped():  # every weight comes from the selected state next
         model = build_detector(cfg.model, space, load_weights=False)
     ckpt.load_model_weights(model, {"model": best["state"], "label_space": space.to_state()})
-    found = score(model, source, space, device, InferenceSettings.of(cfg))
+    vocabulary = space if best.get("embeddings") is None else tuned_label_space(space, best["embeddings"])
+    found = score(model, source, vocabulary, device, InferenceSettings.of(cfg))
     if found is None:  # a rank other than 0: it trained and predicted its share
         return {"metrics": {}}
     log.info("%s %s on %s: best step %d (valid AP %.4f), AP %.4f", spec.mode, spec.method, spec.dataset,
              best["step"], best["valid_ap"], found["AP"])
+    extra["tuning"] = {"tuning": cfg.train.tuning, **best.get("parameters", {}),
+                       **({"learned_label_space": vocabulary.encoder_id} if vocabulary is not space else {})}
     return _transfer_output(spec, work, cfg, source, space, encoder_id, found, path, image_ids=image_ids,
                             metrics={"best_step": float(best["step"]), "valid_AP_best": best["valid_ap"]}, **extra)
 
@@ -433,7 +446,8 @@ def select_on_valid(cfg: Config, spec: JobSpec, train_set: CocoDataset, space: L
                     start: dict[str, Any], run_dir: Path, device, valid: CocoDataset | None = None
                     ) -> dict[str, Any]:
     """Train in ``checkpoint_every`` chunks (each resumes exactly), score each on ``valid`` (default: the
-    dataset's valid split; a few-shot cell: GLIP's val file when there is one), keep the best.
+    dataset's valid split; a few-shot cell: GLIP's val file when there is one), keep the best: its weights, and
+    the label embeddings it learned (prompt tuning; ``None`` otherwise).
 
     Progress (steps scored, the best state) is saved atomically as ``selection.pt`` beside the checkpoints, so
     a requeued job neither repeats an evaluation nor loses the best state.
@@ -453,11 +467,14 @@ def select_on_valid(cfg: Config, spec: JobSpec, train_set: CocoDataset, space: L
             continue
         chunk = replace(cfg, train=replace(cfg.train, max_steps=stop))
         result = train(chunk, [train_set], space, out_dir, device=device, init_state=start["model"])
-        found = evaluate(result.model, valid, space, device, inference=InferenceSettings.of(cfg))  # sharded
+        progress["parameters"] = parameter_counts(result.model)  # trainable and frozen, as this chunk trained
+        learned = learned_label_space(result.model, space)  # prompt tuning: the embeddings it learned
+        found = evaluate(result.model, valid, learned, device, inference=InferenceSettings.of(cfg))  # sharded
         valid_ap = broadcast(float(found["AP"]) if found is not None else None)
         progress["scored"][stop] = valid_ap  # every rank keeps the same progress (their weights are equal)
         if progress["state"] is None or valid_ap > progress["valid_ap"]:
-            progress.update(step=stop, valid_ap=valid_ap, state=copy.deepcopy(result.model.state_dict()))
+            progress.update(step=stop, valid_ap=valid_ap, state=copy.deepcopy(result.model.state_dict()),
+                            embeddings=None if learned is space else learned.embeddings.clone())
         log.info("step %d: valid AP %.4f (best %.4f at step %d)", stop, valid_ap, progress["valid_ap"],
                  progress["step"])
         if rank() == 0:
