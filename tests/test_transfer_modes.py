@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from harness.catalog.datasets import default_modes, get_dataset, get_suite
+from harness.catalog.datasets import get_dataset
+from harness.cli import main
 from harness.job import FEWSHOT_MODES, TUNING_OF_MODE, JobSpec
 from harness.plan.grid import plan
 from harness.plan.suite_settings import ODINW_FINETUNE, PROBE_LR, TRANSFER_DEFAULTS, suite_overrides
+from harness.run.results import ResultRecord, iter_records
 from harness.workloads import get_workload
 from harness.workloads.scaledet import work
 from harness.workloads.scaledet.budget import estimate_cell
@@ -37,8 +39,6 @@ def test_every_trained_mode_runs_the_transfer_work_with_the_suites_settings():
         assert scaledet.work_for(mode, rehearsal=True).__module__.endswith("scaledet.rehearsal")
         probe = PROBE_LR if TUNING_OF_MODE[mode] != "full" else {}
         assert suite_overrides("odinw35", mode) == {**TRANSFER_DEFAULTS, **ODINW_FINETUNE, **probe}
-    assert default_modes("demo") == ("direct", "linear", "prompt", "finetune")
-    assert default_modes("odinw13") == ("direct", "finetune")
 
 
 def test_a_mode_and_a_contrary_tuning_setting_are_refused_before_submission():
@@ -61,28 +61,59 @@ def test_few_shot_kinds_take_glips_few_shot_schedule_and_budget(mode):
     assert estimate_cell(spec).steps == schedule.total_steps(train, 4) == 200 * 3  # 200 epochs of ceil(4 copies x 3 / 4) steps
 
 
-# ---------------------------------------------------------------- the demo's real cells
+# ---------------------------------------------------------------- real cells from the demo's checkpoint
 
 
-def test_the_demos_cells_train_what_their_mode_says(demo):
-    for dataset in get_suite("demo").datasets:
-        for mode in ("linear", "prompt", "finetune"):
-            record = demo.cell(mode, dataset)
-            assert record.status == "done" and record.config["train"]["tuning"] == TUNING_OF_MODE[mode]
-            tuning = record.config["tuning"]
-            assert tuning["tuning"] == TUNING_OF_MODE[mode] and tuning["trainable"] > 0
-        classes = len(get_dataset(dataset, "demo").class_names)
-        prompt, linear = demo.cell("prompt", dataset).config["tuning"], demo.cell("linear", dataset).config["tuning"]
-        dim = 384  # MiniLM's embeddings, the demo's text encoder
-        assert prompt["trainable"] == classes * dim and prompt["learned_label_space"].endswith(
-            tuple("0123456789abcdef"))
-        fine = demo.cell("finetune", dataset).config["tuning"]
-        assert prompt["trainable"] < linear["trainable"] < fine["trainable"] / 10 < fine["trainable"]
+@pytest.fixture(scope="module")
+def probed(demo, tmp_path_factory) -> dict[str, ResultRecord]:
+    """Linear and prompt cells on Raccoon from the demo's pretrain cell, at the demo's settings for them (what
+    `harness sweep benchmarks/demo_transfer_modes.yaml` runs): mode -> record."""
+    results, runs = demo.fork(tmp_path_factory.mktemp("probed"), share_runs=True)
+    code = main(["run", "--suite", "demo", "--datasets", RACCOON, "--mode", "linear,prompt", "--sweep", demo.sweep,
+                 "--results-root", str(results), "--runs-root", str(runs), "--no-report"])
+    assert code == 0
+    return {r.spec["mode"]: r for r in iter_records(results) if r.spec["mode"] != "pretrain"}
 
 
-def test_linear_probing_and_prompt_tuning_beat_direct_transfer(demo):
-    """On Raccoon (40 test images; the demo measured direct 34.5, linear 37.6, prompt 41.3): not on Mushrooms,
-    whose 5 test images (9 boxes) move AP by several points a box (README, "The demo")."""
+@pytest.mark.slow
+def test_the_cells_train_what_their_mode_says(demo, probed):
+    classes = len(get_dataset(RACCOON, "demo").class_names)
+    prompt, linear = probed["prompt"].config["tuning"], probed["linear"].config["tuning"]
+    finetune = demo.cell("finetune", RACCOON).config
+    assert (prompt["tuning"], linear["tuning"]) == ("prompt", "linear")
+    assert prompt["trainable"] == classes * 384  # the label embeddings (MiniLM's 384 dimensions), nothing else
+    assert prompt["learned_label_space"].startswith(f"{demo.pretrain.text_encoder}+prompt-tuned:")
+    assert prompt["trainable"] + prompt["frozen"] == linear["trainable"] + linear["frozen"] + classes * 384
+    assert prompt["trainable"] < linear["trainable"] < linear["frozen"] / 10  # the box classifiers only
+    assert all(r.config["train"]["lr"] == PROBE_LR["train.lr"] for r in probed.values())
+    assert finetune["train"]["tuning"] == "full" and finetune["train"]["lr"] == 0.0001
+
+
+@pytest.mark.slow
+def test_linear_probing_and_prompt_tuning_beat_direct_transfer(demo, probed):
+    """On Raccoon (40 test images; measured: direct 34.5, linear 37.6, prompt 41.3), not on Mushrooms, whose 5 test
+    images (9 boxes) move AP by several points a box (README, "The demo")."""
     direct = demo.cell("direct", RACCOON).metrics["AP"]
-    for mode in ("linear", "prompt"):
-        assert demo.cell(mode, RACCOON).metrics["AP"] > direct, mode
+    for mode, record in probed.items():
+        assert record.status == "done" and record.metrics["AP"] > direct, (mode, record.metrics["AP"], direct)
+
+
+@pytest.mark.slow
+def test_odinw35_rehearses_every_transfer_mode(demo, tmp_path, monkeypatch, capsys):
+    """The real workload at toy scale on ODinW-35 stand-ins (a root class at id 1, whitespace-twin class names, a
+    variant of a shared folder), from the demo's checkpoint: every new mode runs and records what it trained."""
+    monkeypatch.chdir(tmp_path)
+    modes = ["direct", "linear", "prompt", "linear-fewshot", "prompt-fewshot"]
+    datasets = ["ChessPieces", "boggleBoards", "OxfordPets_by-species"]
+    assert main(["run", "--suite", "odinw35", "--datasets", ",".join(datasets), "--mode", ",".join(modes),
+                 "--shots", "1", "--checkpoint", str(demo.checkpoint), "--rehearse", "--executor", "debug"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "rehearsal: 15 cells, 15 done, 0 failed"
+    records = list(iter_records(tmp_path / "rehearsal" / "results"))
+    assert sorted((r.spec["mode"], r.spec["dataset"]) for r in records) == sorted(
+        (m, d) for m in modes for d in datasets)
+    for record in records:
+        if record.spec["mode"] != "direct":
+            assert record.config["tuning"]["tuning"] == TUNING_OF_MODE[record.spec["mode"]]
+            assert record.config["train"]["lr"] == PROBE_LR["train.lr"]
+    chess = next(r for r in records if r.spec["mode"] == "prompt" and r.spec["dataset"] == "ChessPieces")
+    assert chess.config["tuning"]["trainable"] == len(get_dataset("ChessPieces", "odinw35").class_names) * 384

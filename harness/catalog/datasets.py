@@ -261,7 +261,6 @@ class Suite:
     description: str = ""
     label_spaces_only: bool = False  # upstream: class lists are known, data is found through harness.catalog.upstream
     split_policy: str = "glip"  # the default split policy of its runs (SPLIT_POLICIES)
-    modes: tuple[str, ...] = ("direct", "finetune")  # what `harness run` plans without --mode (default_modes)
 
 
 # The demo: downscaled copies shipped in the package (see harness/data/demo/README.md for the choice).
@@ -274,17 +273,10 @@ SUITES: dict[str, Suite] = {
     "odinw35": Suite("odinw35", ODINW35, pretrain_suite="upstream",
                      description="ODinW-35 (GLIP's 35 configs over 32 downloadable folders)"),
     "demo": Suite("demo", DEMO_DOWNSTREAM, DEMO_UPSTREAM, split_policy="test",
-                  modes=("direct", "linear", "prompt", "finetune"),
                   description="embedded: pretrain on Aquarium+Packages+Raccoon, transfer to Mushrooms and Raccoon"),
     "upstream": Suite("upstream", UPSTREAM_ORDER, UPSTREAM_ORDER, label_spaces_only=True,
                       description="LVIS v1, COCO 2017, Objects365 v2, OpenImages v6 (class lists; data from disk)"),
 }
-
-
-def default_modes(suite: str) -> tuple[str, ...]:
-    """The modes `harness run --suite SUITE` plans without ``--mode``: the suite's (a suite outside the registry,
-    e.g. a toy workload's: :class:`Suite`'s default)."""
-    return SUITES[suite].modes if suite in SUITES else Suite.modes
 
 
 def data_root() -> Path:

@@ -17,7 +17,7 @@ import logging
 
 import yaml
 
-from harness.catalog.datasets import default_modes, get_suite
+from harness.catalog.datasets import get_suite
 from harness.commands.launching import add_launch_arguments, launch_sweeps, options_from_args
 from harness.job import DEFAULT_SHOTS, MODES, SPLIT_POLICIES
 from harness.plan.sweepfile import SweepFile
@@ -43,11 +43,10 @@ def _csv(kind: type):
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", required=True, help="odinw13, demo or upstream (`harness ls`)")
+    parser.add_argument("--suite", required=True, help="odinw13, odinw35, demo or upstream (`harness ls`)")
     parser.add_argument("--datasets", type=_csv(str), help="comma-separated dataset names (default: the suite's)")
     parser.add_argument("--mode", type=_csv(str),
-                        help=f"comma-separated, of {', '.join(MODES)} (default: direct,finetune; demo: "
-                             "direct,linear,prompt,finetune; with --model: direct)")
+                        help=f"comma-separated, of {', '.join(MODES)} (default: direct,finetune; with --model: direct)")
     parser.add_argument("--method", type=_csv(str), default=("scaledet",), help=f"of {', '.join(METHOD_NAMES)}")
     parser.add_argument("--seeds", type=_csv(int), default=(3,))
     parser.add_argument("--shots", type=_csv(int), default=DEFAULT_SHOTS)
@@ -100,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         _external_model(args, overrides)
     elif args.revision:
         raise ConfigError("--revision goes with --model")
-    args.mode = args.mode or default_modes(args.suite)
+    args.mode = args.mode or ("direct", "finetune")
     for key in ("checkpoint", "pretrained"):
         if getattr(args, key):
             overrides[key] = getattr(args, key)
