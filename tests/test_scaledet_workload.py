@@ -6,6 +6,7 @@ subset changes the result, a re-run that computes nothing, and transfers from a 
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from report_fixtures import REAL_RECORD, real_record
 
 from harness.catalog.datasets import get_dataset, get_suite, load_split
 from harness.cli import main
-from harness.run.results import iter_records
+from harness.run.results import iter_records, result_path
 from scaledet.checkpoints import load_checkpoint
 from scaledet.config import load_config
 from scaledet.detector import build_detector
@@ -186,3 +187,19 @@ def test_the_report_fixtures_take_the_shape_of_a_real_record(demo):
         assert _keys(fixture[name]) == _keys(fresh[name]), f"{REAL_RECORD}: {name} is not what the workload writes"
     assert {k for k, v in fixture.items() if v is not None} == {k for k, v in fresh.items() if v is not None}
     assert (fixture["text_encoder"], fixture["split_policy"]) == (fresh["text_encoder"], fresh["split_policy"])
+
+
+def test_a_finetune_only_store_gets_figures(demo, tmp_path: Path):
+    """What `harness run --suite demo --mode finetune` leaves (the pretrain and fine-tune records, no direct cell):
+    its report still draws Table D as a chart (before, every figure needed direct results)."""
+    results = tmp_path / "results" / demo.sweep
+    results.mkdir(parents=True)
+    for record in demo.records:
+        if record.spec["mode"] in ("pretrain", "finetune"):
+            shutil.copy2(result_path(demo.results, demo.sweep, record.job_id), results)
+    assert main(["report", "--suite", "demo", "--results-root", str(tmp_path / "results"),
+                 "--out", str(tmp_path / "report")]) == 0
+    figures = sorted(p.name for p in (tmp_path / "report").rglob("*.png"))
+    assert "per_dataset_finetune.png" in figures, figures
+    text = (tmp_path / "report" / "README.md").read_text()
+    assert "per_dataset_finetune.png" in text
