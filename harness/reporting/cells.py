@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.job import TRAINED_TRANSFER_MODES
 from harness.run import results
 from harness.workloads.hf.models import model_label
 from scaledet.errors import DataError
@@ -34,7 +35,7 @@ CELL_COLUMNS = [
     "suite", "dataset", "mode", "method", "upstream", "checkpoint", "seed", "shots", "status", "ap", "per_class",
     "split_policy", "prompts", "text_encoder", "commit", "config_hash", "date",
 ]  # fmt: skip
-REPORT_MODES = ("direct", "finetune", "fewshot")  # pretrain cells are upstream results, not ODinW transfer
+REPORT_MODES = ("direct", *TRAINED_TRANSFER_MODES)  # pretrain cells are upstream results, not ODinW transfer
 CHECKPOINT_KEYS = ("pretrained", "checkpoint")  # `harness run --pretrained/--checkpoint` overrides
 NO_GROUND_TRUTH = -1.0  # per-class AP of a class without ground truth (pycocotools; scaledet.evaluation)
 

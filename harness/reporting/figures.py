@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from harness.reporting.model import Cell, Stat, Table
+from harness.reporting.model import Cell, Missing, Stat, Table
 from scaledet.files import atomic_write_bytes
 
 DPI = 150
@@ -135,6 +135,25 @@ def table_figure(table: Table) -> Figure:
     ax.set_title(table.title, fontsize=9)
     ax.legend(fontsize=6, facecolor="white", edgecolor="black", ncols=2)
     fig.subplots_adjust(bottom=0.35)
+    return fig
+
+
+def transfer_curves_figure(table: Table) -> Figure:
+    """GLIP's Figure 5: mean AP over datasets against the data (direct, k shots, full data; evenly spaced), one line
+    per way of tuning, error bars over seeds."""
+    fig = _figure("shots")
+    ax = fig.add_subplot()
+    xs = list(range(len(table.columns)))
+    for row in table.rows:
+        present = [(x, c) for x, c in zip(xs, row.cells, strict=True) if not isinstance(c, Missing)]
+        ax.errorbar([x for x, _ in present], [value(c) for _, c in present], yerr=[error(c) for _, c in present],
+                    marker="o", capsize=3, label=row.label)
+    _style(ax)
+    ax.set_xticks(xs, list(table.columns))
+    ax.set_xlabel("training data", fontsize=8)
+    ax.set_ylabel("mAP over datasets (AP x100)", fontsize=8)
+    ax.set_title(table.title, fontsize=9)
+    ax.legend(fontsize=6, facecolor="white", edgecolor="black")
     return fig
 
 

@@ -15,14 +15,33 @@ LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}  # fmt: skip
 
 
+MARKDOWN_COLUMNS = 20  # a table with more value columns (ODinW-35's 35 datasets) is split into parts ...
+PART_COLUMNS = 12  # ... of this many value columns each, the row labels repeated
+
+
+def column_parts(count: int) -> list[range]:
+    """The value-column index ranges a table of ``count`` columns is printed in (one part up to
+    :data:`MARKDOWN_COLUMNS`)."""
+    if count <= MARKDOWN_COLUMNS:
+        return [range(count)]
+    return [range(start, min(start + PART_COLUMNS, count)) for start in range(0, count, PART_COLUMNS)]
+
+
 def markdown_table(table: Table) -> str:
-    """The table as GitHub Markdown, its footnotes as a numbered list under it."""
-    rows = [[row.label, *(cell.text() for cell in row.cells)] for row in table.rows]
-    if not rows:
+    """The table as GitHub Markdown (split into parts of :data:`PART_COLUMNS` columns when wider than
+    :data:`MARKDOWN_COLUMNS`), its footnotes as a numbered list under it."""
+    if not table.rows:
         return "_No results for this table._\n"
-    body = tabulate(rows, headers=[table.stub, *table.columns], tablefmt="github", disable_numparse=True)
+    parts = column_parts(len(table.columns))
+    bodies = []
+    for number, part in enumerate(parts, 1):
+        rows = [[row.label, *(row.cells[i].text() for i in part)] for row in table.rows]
+        body = tabulate(rows, headers=[table.stub, *(table.columns[i] for i in part)], tablefmt="github",
+                        disable_numparse=True)
+        heading = f"_Part {number} of {len(parts)}: columns {part.start + 1}-{part.stop} of {len(table.columns)}_"
+        bodies.append(body if len(parts) == 1 else f"{heading}\n\n{body}")
     notes = "".join(f"{i}. {note}\n" for i, note in enumerate(table.footnotes, 1))
-    return f"{body}\n\n{notes}"
+    return "\n\n".join(bodies) + f"\n\n{notes}"
 
 
 def csv_table(table: Table) -> str:

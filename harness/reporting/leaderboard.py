@@ -27,7 +27,7 @@ from harness.catalog.leakage import (
 )
 from harness.reporting import averages as avg
 from harness.reporting.model import Cell, Marked, Missing, Note, Row, Stat, Table, row_label
-from harness.reporting.published import EXTERNAL, PAPERS, load_yaml
+from harness.reporting.published import EXTERNAL_BLOCKS, PAPERS, load_external, load_yaml
 from harness.reporting.tables import ReportInput, method_groups
 from harness.workloads.hf import EXTERNAL as EXTERNAL_MODELS
 from harness.workloads.hf.families import declared_training
@@ -84,8 +84,8 @@ def _published(datasets: tuple[str, ...]) -> list[Entry]:
         for method, row in paper["direct"].items():
             aps = dict(zip(paper["dataset_order"], row["ap"], strict=True)) if "ap" in row else {}
             entries.append(_published_entry(method, aps, float(row["mean"]), paper["source"]))
-    external = load_yaml(EXTERNAL)
-    blocks = [b for b in ("odinw13", "odinw35") if set(datasets) <= set(external[b]["datasets"])]
+    external = load_external()
+    blocks = [b for b in EXTERNAL_BLOCKS if set(datasets) <= set(external[b]["datasets"])]
     for block in blocks[:1]:
         rows = {method: row for method, row in external[block].items() if method != "datasets"}
         for method, row in rows.items():

@@ -74,12 +74,24 @@ def build_report(inp: tables.ReportInput, title: str) -> Report:
     """All tables and figures of a report from its input (no file is written)."""
     per_mode = {mode: tables.per_dataset_table(inp, mode) for mode in ("direct", "finetune")}
     scaling, fewshot = tables.scaling_table(inp), tables.fewshot_table(inp)
+    modes, curves = tables.transfer_modes_table(inp), tables.transfer_curves_table(inp)
     pretrain = upstream_tables(inp)
     report = Report(title, inp, [*pretrain, tables.summary_table(inp), leaderboard_table(inp), *per_mode.values(),
                                  tables.averages_table(inp, "direct"), tables.averages_table(inp, "finetune"),
-                                 tables.ablation_table(inp), scaling, fewshot])  # fmt: skip
+                                 tables.ablation_table(inp), scaling, fewshot, modes, curves])  # fmt: skip
     _add_figures(report, per_mode, scaling, fewshot)
+    _add_transfer_figures(report, modes, curves)
     return report
+
+
+def _add_transfer_figures(report: Report, modes: Table, curves: Table) -> None:
+    """GLIP's Figure 5 (mean AP against the data, a line per way of tuning) and the modes per dataset as bars."""
+    caption = "Transfer modes by amount of data (GLIP's Figure 5 style)"
+    if not curves.rows:
+        report.missing_figures[caption] = "no linear-probing or prompt-tuning results"
+        return
+    report.figures["transfer_curves"] = (caption, figs.transfer_curves_figure(curves))
+    report.figures["transfer_modes"] = ("Transfer modes per dataset", figs.table_figure(modes))
 
 
 def _add_figures(report: Report, per_mode: dict[str, Table], scaling: Table, fewshot: Table) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from harness.job import FEWSHOT_MODES, TUNING_OF_MODE
 from harness.reporting import averages as avg
 from harness.reporting.model import Cell, Missing, Row, Stat, Table, row_label
 from harness.reporting.published import Published
@@ -181,6 +182,76 @@ def scaling_table(inp: ReportInput, method: str = "scaledet") -> Table:
              *no_ground_truth_notes(direct[direct["method"].eq(method) & direct["upstream"].ne("")]))  # fmt: skip
     return Table("scaling", f"Scaling the upstream datasets: {method}, direct transfer (Figures 3-4)",
                  (*AVERAGE_COLUMNS, *inp.datasets), rows, stub="upstream datasets", footnotes=notes)
+
+
+TUNING_TITLES = {"linear": "linear probing", "prompt": "prompt tuning", "full": "full fine-tune"}
+FULL_DATA_MODE = {t: m for m, t in TUNING_OF_MODE.items() if m not in FEWSHOT_MODES}  # tuning -> full-data mode
+TRANSFER_NOTES = (("direct: the checkpoint with the target's vocabulary (nothing trained); linear probing: only the "
+                   "box classifier's projection and bias trained; prompt tuning: only the target's label embeddings "
+                   "(from the text encoder's); full fine-tune: every weight. k-shot rows train on k images per class "
+                   "(GLIP's files where the data has them). docs/harness.md, 'Transfer modes'."),)
+
+
+def _transfer_cells(inp: ReportInput) -> pd.DataFrame:
+    return inp.cells[inp.cells["mode"].isin(("direct", *TUNING_OF_MODE))]
+
+
+def _has_probes(inp: ReportInput) -> bool:
+    """Whether the store holds linear-probing or prompt-tuning results (the transfer-modes tables need them)."""
+    return bool(inp.cells["mode"].map(lambda m: TUNING_OF_MODE.get(m, "full") != "full").any())
+
+
+def _transfer_rows(group: pd.DataFrame) -> Iterator[tuple[str, str, int, pd.DataFrame]]:
+    """(row name, tuning, shots (0: full data; -1: direct), cells) in GLIP's order: direct, the full-data modes,
+    then each k of the few-shot kinds; only those with cells."""
+    if (group["mode"] == "direct").any():
+        yield "direct", "direct", -1, group[group["mode"] == "direct"]
+    for tuning, title in TUNING_TITLES.items():
+        cells = group[group["mode"] == FULL_DATA_MODE[tuning]]
+        if len(cells):
+            yield title, tuning, 0, cells
+    few = group[group["mode"].isin(FEWSHOT_MODES)]
+    for k in sorted(set(few["shots"])):
+        for tuning, title in TUNING_TITLES.items():
+            cells = few[(few["shots"] == k) & few["mode"].map(lambda m, t=tuning: TUNING_OF_MODE[m] == t)]
+            if len(cells):
+                yield f"{title}, {k}-shot", tuning, int(k), cells
+
+
+def transfer_modes_table(inp: ReportInput) -> Table:
+    """Direct, linear probing, prompt tuning and full fine-tune, full-data and k-shot, side by side per dataset and
+    on average (ELEVATER's summaries); no rows without linear or prompt results."""
+    rows = [] if not _has_probes(inp) else [
+        Row(f"{label}: {name}", (*_dataset_cells(cells, inp.datasets),
+            avg.over_seeds(cells, inp.datasets, avg.dataset_mean)), m, u)
+        for label, m, u, g in method_groups(_transfer_cells(inp)) for name, _, _, cells in _transfer_rows(g)]
+    notes = (*TRANSFER_NOTES, "mean: " + avg.DEFINITIONS["mAP"], CELL_NOTE)
+    return Table("transfer_modes", "Transfer modes side by side: per dataset and mean (like ELEVATER's summaries)",
+                 (*inp.datasets, "mean"), tuple(rows), footnotes=notes)
+
+
+def transfer_curves_table(inp: ReportInput) -> Table:
+    """GLIP's Figure 5 as a table: the mean over datasets by data amount (direct, each k, full data), one row per
+    way of tuning; direct is every row's zero point."""
+    cells = _transfer_cells(inp)
+    found = list(method_groups(cells)) if _has_probes(inp) else []
+    shots = sorted({int(k) for k in cells[cells["mode"].isin(FEWSHOT_MODES)]["shots"]})
+    columns = ("direct", *(f"{k}-shot" for k in shots), "full data")
+    rows = []
+    for label, m, u, g in found:
+        parts = list(_transfer_rows(g))
+        direct = next((c for _, t, _, c in parts if t == "direct"), None)
+        for tuning, title in TUNING_TITLES.items():
+            mine = {k: c for _, t, k, c in parts if t == tuning}
+            if not mine:
+                continue
+            values = [direct, *(mine.get(k) for k in shots), mine.get(0)]
+            rows.append(Row(f"{label}: {title}", tuple(
+                Missing("missing") if v is None else avg.over_seeds(v, inp.datasets, avg.dataset_mean)
+                for v in values), m, u))
+    notes = ("Each value is the " + avg.DEFINITIONS["mAP"], *TRANSFER_NOTES, CELL_NOTE)
+    return Table("transfer_curves", "Transfer modes by amount of data: mean over datasets (like GLIP's Figure 5)",
+                 columns, tuple(rows), footnotes=notes)
 
 
 def fewshot_table(inp: ReportInput) -> Table:
