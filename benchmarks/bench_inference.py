@@ -16,8 +16,8 @@ new pipeline's loader workers starting and stopping: the wait for a pass's first
 workers stop and the last batches' shared memory is released; once per pass) and ``wait`` (the rest: receiving
 batches from the workers, waiting for them, Python overhead). Work done in loader workers is not main-process
 time: it overlaps the forward pass. "removed" is the share of the old loop's main-process time outside the
-forward pass that a row no longer spends; "per image" the same without what a pass pays once (``scoring``, which both run on equal rows, and ``workers``). Prints a table and writes
-benchmarks/results/bench_inference.json.
+forward pass that a row no longer spends; "per image" the same without what a pass pays once (``scoring``, which
+both run on equal rows, and ``workers``). Prints a table and writes benchmarks/results/bench_inference.json.
 """
 
 from __future__ import annotations
