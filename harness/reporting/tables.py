@@ -201,6 +201,12 @@ def _has_probes(inp: ReportInput) -> bool:
     return bool(inp.cells["mode"].map(lambda m: TUNING_OF_MODE.get(m, "full") != "full").any())
 
 
+def _trained_groups(inp: ReportInput) -> list[tuple[str, str, str, pd.DataFrame]]:
+    """The method/checkpoint groups with a trained transfer cell (a checkpoint only scored directly, e.g. the
+    scaling sweep's, has nothing to put side by side)."""
+    return [(label, m, u, g) for label, m, u, g in method_groups(_transfer_cells(inp)) if (g["mode"] != "direct").any()]
+
+
 def _transfer_rows(group: pd.DataFrame) -> Iterator[tuple[str, str, int, pd.DataFrame]]:
     """(row name, tuning, shots (0: full data; -1: direct), cells) in GLIP's order: direct, the full-data modes,
     then each k of the few-shot kinds; only those with cells."""
@@ -224,7 +230,7 @@ def transfer_modes_table(inp: ReportInput) -> Table:
     rows = [] if not _has_probes(inp) else [
         Row(f"{label}: {name}", (*_dataset_cells(cells, inp.datasets),
             avg.over_seeds(cells, inp.datasets, avg.dataset_mean)), m, u)
-        for label, m, u, g in method_groups(_transfer_cells(inp)) for name, _, _, cells in _transfer_rows(g)]
+        for label, m, u, g in _trained_groups(inp) for name, _, _, cells in _transfer_rows(g)]
     notes = (*TRANSFER_NOTES, "mean: " + avg.DEFINITIONS["mAP"], CELL_NOTE)
     return Table("transfer_modes", "Transfer modes side by side: per dataset and mean (like ELEVATER's summaries)",
                  (*inp.datasets, "mean"), tuple(rows), footnotes=notes)
@@ -234,7 +240,7 @@ def transfer_curves_table(inp: ReportInput) -> Table:
     """GLIP's Figure 5 as a table: the mean over datasets by data amount (direct, each k, full data), one row per
     way of tuning; direct is every row's zero point."""
     cells = _transfer_cells(inp)
-    found = list(method_groups(cells)) if _has_probes(inp) else []
+    found = _trained_groups(inp) if _has_probes(inp) else []
     shots = sorted({int(k) for k in cells[cells["mode"].isin(FEWSHOT_MODES)]["shots"]})
     columns = ("direct", *(f"{k}-shot" for k in shots), "full data")
     rows = []
